@@ -163,14 +163,17 @@ def wrap_tokenizer(tokenizer: Tokenizer) -> PreTrainedTokenizerFast:
     )
 
 
-def build_model(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> LlamaForCausalLM:
+def build_model(
+    tokenizer: PreTrainedTokenizerFast, seed: int = 0, shape: dict[str, Any] | None = None
+) -> LlamaForCausalLM:
+    """A seeded random Llama of `shape` (default: the tiny model's MODEL_SHAPE)."""
     eos_ids = [tokenizer.convert_tokens_to_ids(EOT), tokenizer.convert_tokens_to_ids(END_OF_TEXT)]
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=eos_ids,
         pad_token_id=tokenizer.pad_token_id,
-        **MODEL_SHAPE,
+        **(MODEL_SHAPE if shape is None else shape),
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
