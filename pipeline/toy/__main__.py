@@ -1,0 +1,54 @@
+"""`python -m pipeline.toy train | random-twin`: build the known-answer toy model and its twin."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline.toy.corpus import CorpusConfig
+from pipeline.toy.train import (
+    RANDOM_TWIN_SEED,
+    TOY_DIR,
+    TOY_RANDOM_DIR,
+    TrainConfig,
+    build_random_twin,
+    train_toy,
+)
+
+
+def _size(path: Path) -> str:
+    return f"{sum(p.stat().st_size for p in path.iterdir()) / 2**20:.1f} MiB"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.toy", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="build the corpus and train the toy model from scratch")
+    train.add_argument("--out", type=Path, default=TOY_DIR)
+    train.add_argument("--seed", type=int, default=0, help="corpus, batch order and init seed")
+    train.add_argument("--threads", type=int, default=1,
+                       help="torch threads; the weights depend on it (default 1)")
+    train.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    twin = sub.add_parser("random-twin", help="the toy's config and tokenizer, random weights")
+    twin.add_argument("--out", type=Path, default=TOY_RANDOM_DIR)
+    twin.add_argument("--toy-dir", type=Path, default=TOY_DIR,
+                      help="trained toy whose tokenizer the twin shares")
+    twin.add_argument("--seed", type=int, default=RANDOM_TWIN_SEED)
+    args = parser.parse_args(argv)
+
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    if args.command == "train":
+        config = TrainConfig(seed=args.seed, threads=args.threads, epochs=args.epochs)
+        out = train_toy(args.out, CorpusConfig(seed=args.seed), config,
+                        log=lambda line: print(line, file=sys.stderr, flush=True))
+    else:
+        out = build_random_twin(args.out, args.toy_dir, seed=args.seed)
+    print(f"wrote {out} ({_size(out)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

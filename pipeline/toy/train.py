@@ -1,0 +1,433 @@
+"""Deterministic CPU training of the toy model, and its randomly initialised twin.
+
+    python -m pipeline.toy train          # corpus -> tokenizer -> model -> data/models/toy
+    python -m pipeline.toy random-twin    # same config and tokenizer, seeded random weights
+
+Model: a 4-block Llama (hidden 64, 4 heads, 2 KV heads, MLP 256, untied embeddings, vocabulary
+3072), the tiny model's shape with a wider MLP; 2.6 MB of float32 weights. It is this small
+because the scorecard has to run on it from a fresh checkout in minutes on 2 CPU cores, and the
+preference experiment alone is 38 conditions x 4032 prompts. The registry reads V1-V6 at layer 2
+(the output of the third of four blocks, "two thirds deep") and probes and steers preferences at
+layer 1 (the middle), with two blocks after it to read what steering adds. Untied embeddings:
+with tied ones the A and B answer tokens, which also occur in every prompt, did not separate
+and the toy never learned its preferences.
+
+Tokenizer: the tiny model's Llama-3-shaped byte-level BPE (`pipeline.tiny_model`), trained on
+this corpus, the paper's stimuli and the emotion words repeated, so most emotion words are one
+token, as in a real model's vocabulary.
+
+Loss: next-token cross-entropy on assistant turns and plain text; the paper's prompts (user
+turns, prefills) are context, not targets, and logits are computed only where a target is. Each
+row of a batch weighs the same, so a one-letter A/B answer is not drowned by a long answer in
+the same batch. A/B examples are also trained under interventions (pipeline/toy/intervene.py).
+
+Determinism: the corpus comes from one seeded `random.Random`, batch order and interventions
+from others, weights from `torch.manual_seed`; deterministic algorithms and a fixed thread count
+(1 by default: on a shared CPU a second thread mostly waits). Two runs with the same versions on
+the same machine gave byte-identical weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import tokenizers
+import torch
+import torch.nn.functional as F
+import transformers
+from transformers import PreTrainedTokenizerFast
+
+from pipeline import DATA_DIR
+from pipeline.prompts import char_span_to_token_span, render_prompt
+from pipeline.stimuli import (
+    load_emotions,
+    load_preference_prompt_templates,
+    load_valence_labels,
+)
+from pipeline.tiny_model import (
+    END_OF_TEXT,
+    EOT,
+    build_model,
+    stimulus_corpus,
+    train_tokenizer,
+    wrap_tokenizer,
+)
+from pipeline.toy.corpus import CorpusConfig, Example, build_corpus, corpus_sha256, corpus_texts
+from pipeline.toy.intervene import (
+    Direction,
+    InterventionConfig,
+    RowIntervention,
+    added_at,
+    delta_tensor,
+    measure_direction,
+    plan_row,
+)
+
+TOY_DIR = DATA_DIR / "models" / "toy"
+TOY_RANDOM_DIR = DATA_DIR / "models" / "toy_random"
+TOY_VOCAB_SIZE = 3072
+TOY_SHAPE: dict[str, Any] = {
+    "hidden_size": 64,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "intermediate_size": 256,
+    "max_position_embeddings": 2048,
+    "tie_word_embeddings": False,
+}
+# Extra tokenizer-training texts: the emotion words, so that most become single tokens.
+EMOTION_WORD_REPEATS = 200
+RANDOM_TWIN_SEED = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    token_budget: int = 4096  # padded tokens per batch
+    epochs: int = 1
+    lr: float = 3e-3
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    threads: int = 1
+
+    def describe(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    ids: list[int]
+    targets: list[bool]  # targets[i]: token i is predicted (from position i - 1) and trained on
+    kind: str
+    # A/B examples only: the options' token spans, their Bradley-Terry strengths (Elo) and
+    # the index of the answer token.
+    spans: tuple[tuple[int, int], tuple[int, int]] | None = None
+    values: tuple[float, float] | None = None
+    answer: int | None = None
+
+
+def toy_tokenizer(examples: Sequence[Example], vocab_size: int = TOY_VOCAB_SIZE):
+    """The tiny model's Llama-3-shaped byte-level BPE, trained on this corpus and the stimuli."""
+    emotions = " ".join(load_emotions())
+    texts = [*corpus_texts(examples), *stimulus_corpus(), *[emotions] * EMOTION_WORD_REPEATS]
+    return wrap_tokenizer(train_tokenizer(texts, vocab_size=vocab_size))
+
+
+def encode(tokenizer: PreTrainedTokenizerFast, example: Example) -> Encoded:
+    """Token ids exactly as the harness builds them (chat: `render_prompt`), plus targets."""
+    if example.user is None:
+        ids = tokenizer(example.completion, add_special_tokens=True)["input_ids"]
+        ids = [*ids, tokenizer.convert_tokens_to_ids(END_OF_TEXT)]
+        return Encoded(ids, [False] + [True] * (len(ids) - 1), example.kind)
+    prompt = render_prompt(tokenizer, example.user, fmt="chat", chat_template_args={},
+                           assistant_prefill=example.prefill)
+    # Tokenized apart from the prompt, as generation produces it token by token after it.
+    completion = tokenizer(example.completion, add_special_tokens=False)["input_ids"]
+    completion = [*completion, tokenizer.convert_tokens_to_ids(EOT)]
+    ids = [*prompt.input_ids, *completion]
+    targets = [False] * len(prompt.input_ids) + [True] * len(completion)
+    if "elo" not in example.meta:
+        return Encoded(ids, targets, example.kind)
+    return Encoded(ids, targets, example.kind, spans=_option_spans(prompt, example),
+                   values=tuple(float(v) for v in example.meta["elo"]),
+                   answer=len(prompt.input_ids))
+
+
+def _option_spans(prompt, example: Example) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Token spans of options A and B, from where the template puts them (as the harness does:
+    an option's text may also occur inside the other one)."""
+    template = load_preference_prompt_templates().pairwise_user
+    a, b = example.meta["a"], example.meta["b"]
+    start_a = template.index("{activity_A}")
+    start_b = template.index("{activity_B}") - len("{activity_A}") + len(a)
+    offset = prompt.spans["user"][0]
+    return (char_span_to_token_span(prompt.offsets, offset + start_a, offset + start_a + len(a)),
+            char_span_to_token_span(prompt.offsets, offset + start_b, offset + start_b + len(b)))
+
+
+def make_batches(items: Sequence[Encoded], token_budget: int, rng: random.Random,
+                 chunk: int = 4096) -> list[list[int]]:
+    """Index batches of similar length (little padding), at most `token_budget` padded tokens,
+    in a seeded random order."""
+    order = list(range(len(items)))
+    rng.shuffle(order)
+    batches: list[list[int]] = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start : start + chunk], key=lambda i: len(items[i].ids))
+        current: list[int] = []
+        longest = 0
+        for index in part:
+            length = len(items[index].ids)
+            if current and max(longest, length) * (len(current) + 1) > token_budget:
+                batches.append(current)
+                current, longest = [], 0
+            current.append(index)
+            longest = max(longest, length)
+        if current:
+            batches.append(current)
+    rng.shuffle(batches)
+    return batches
+
+
+def _collate(items: Sequence[Encoded], pad_id: int) -> tuple[torch.Tensor, ...]:
+    width = max(len(item.ids) for item in items)
+    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    targets = torch.zeros((len(items), width), dtype=torch.bool)
+    for row, item in enumerate(items):
+        n = len(item.ids)
+        ids[row, :n] = torch.tensor(item.ids)
+        mask[row, :n] = 1
+        targets[row, :n] = torch.tensor(item.targets)
+    return ids, mask, targets
+
+
+def batch_loss(model, ids: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor,
+               soft: Sequence[RowIntervention] = (), choice_ids: tuple[int, int] = (0, 0)):
+    """Mean over rows of each row's mean target cross-entropy (so a one-letter answer weighs as
+    much as a story), and the per-row means. Logits only where a target is (right padding).
+
+    soft: rows whose answer token is trained on P(A) = target_a, P(B) = 1 - target_a instead.
+    """
+    hidden = model.model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+    select = targets[:, 1:]  # [B, T-1]: position t predicts token t + 1
+    logits = model.lm_head(hidden[:, :-1][select]).float()  # [N, V]
+    losses = F.cross_entropy(logits, ids[:, 1:][select], reduction="none")  # [N]
+    if soft:
+        index = torch.full(select.shape, -1, dtype=torch.long)
+        index[select] = torch.arange(int(select.sum()))
+        rows = torch.tensor([index[plan.row, plan.answer_position - 1] for plan in soft])
+        log_p = F.log_softmax(logits[rows], dim=-1)[:, list(choice_ids)]  # [S, 2]
+        p_a = torch.tensor([plan.target_a for plan in soft])
+        soft_loss = -(p_a * log_p[:, 0] + (1 - p_a) * log_p[:, 1])
+        losses = losses.index_put((rows,), soft_loss)
+    row_of = select.nonzero()[:, 0]  # [N]
+    per_row = torch.zeros(ids.shape[0]).index_add(0, row_of, losses)
+    per_row = per_row / select.sum(1).clamp(min=1)
+    return per_row.mean(), per_row.detach()
+
+
+def _lr_at(step: int, total: int, config: TrainConfig) -> float:
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, total - config.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
+
+
+@dataclass(frozen=True)
+class DirectionStories:
+    """Plain stories whose mean representations define the valence direction during training."""
+
+    positive: list[list[int]]
+    negative: list[list[int]]
+
+
+def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfig,
+                log: Callable[[str], None] = print, *,
+                intervention: InterventionConfig | None = None,
+                stories: DirectionStories | None = None,
+                choice_ids: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+    """AdamW over `config.epochs` passes; returns the loss history summary.
+
+    With `intervention` (and `stories` to measure its direction), A/B examples are trained
+    under additive interventions at its layer (pipeline/toy/intervene.py).
+    """
+    if intervention is not None and stories is None:
+        raise ValueError("intervention training needs `stories` to measure the valence direction")
+    rng = random.Random(config.seed + 1)
+    plan_rng = random.Random(config.seed + 2)
+    noise = torch.Generator().manual_seed(config.seed + 3)
+    schedule = [b for _ in range(config.epochs) for b in make_batches(items, config.token_budget,
+                                                                       rng)]
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay},
+         {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr, betas=(0.9, 0.95),
+    )
+    model.train()
+    recent: dict[str, list[float]] = defaultdict(list)
+    history = []
+    direction: Direction | None = None
+    started = time.time()
+    for step, batch in enumerate(schedule):
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(step, len(schedule), config)
+        ids, mask, targets = _collate([items[i] for i in batch], pad_id)
+        plans: list[RowIntervention] = []
+        if intervention is not None and step >= intervention.start_step:
+            if (step - intervention.start_step) % intervention.refresh_every == 0:
+                direction = measure_direction(model, stories.positive, stories.negative,
+                                              intervention.layer, pad_id)
+            for row, index in enumerate(batch):
+                item = items[index]
+                if item.spans is not None:
+                    plan = plan_row(plan_rng, row, item.spans, item.values, item.answer,
+                                    intervention)
+                    if plan is not None:
+                        plans.append(plan)
+        delta = (delta_tensor(plans, (*ids.shape, model.config.hidden_size), direction, noise)
+                 if plans else None)
+        with added_at(model, intervention.layer if intervention else 0, delta):
+            loss, per_row = batch_loss(model, ids, mask, targets, plans, choice_ids)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        for row, index in enumerate(batch):
+            recent[items[index].kind].append(float(per_row[row]))
+        history.append(loss.item())
+        if step % 50 == 0 or step == len(schedule) - 1:
+            by_kind = " ".join(f"{k}={sum(v[-200:]) / len(v[-200:]):.3f}"
+                               for k, v in sorted(recent.items()))
+            log(f"step {step + 1}/{len(schedule)} loss {loss.item():.3f} [{by_kind}] "
+                f"{time.time() - started:.0f}s")
+    model.eval()
+    tail = history[-50:]
+    return {
+        "steps": len(schedule),
+        "final_loss": round(sum(tail) / len(tail), 4),
+        "final_loss_by_kind": {k: round(sum(v[-200:]) / len(v[-200:]), 4)
+                               for k, v in sorted(recent.items())},
+        "train_wall_s": round(time.time() - started, 1),
+    }
+
+
+def direction_stories(tokenizer, examples: Sequence[Example], per_sign: int) -> DirectionStories:
+    """The first `per_sign` plain stories of positive-label and of negative-label emotions."""
+    labels = load_valence_labels()
+    groups: dict[str, list[list[int]]] = {"positive": [], "negative": []}
+    for example in examples:
+        if example.kind != "story":
+            continue
+        group = groups[labels[example.meta["emotion"]]]
+        if len(group) < per_sign:
+            body = example.completion.split("\n\nFeeling:")[0]
+            group.append(tokenizer(body, add_special_tokens=True)["input_ids"])
+    if min(len(g) for g in groups.values()) < per_sign:
+        raise ValueError(f"the corpus has fewer than {per_sign} plain stories of each valence; "
+                         "raise CorpusConfig.n_story")
+    return DirectionStories(groups["positive"], groups["negative"])
+
+
+def _versions() -> dict[str, str]:
+    return {"torch": torch.__version__, "transformers": transformers.__version__,
+            "tokenizers": tokenizers.__version__, "python": platform.python_version()}
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "provenance.json").exists():
+        raise ValueError(
+            f"refusing to replace {out_dir}: it is not empty and holds no provenance.json, so it "
+            "is not a toy model folder; pass --out a new folder or an earlier toy build"
+        )
+
+
+def _write_model_dir(out_dir: Path, model, tokenizer, provenance: dict[str, Any]) -> Path:
+    """Write weights, tokenizer and provenance to a sibling temp folder, then move it in place."""
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        (staging / "provenance.json").write_text(
+            json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        staging.chmod(0o755)
+        for path in staging.iterdir():
+            path.chmod(0o644)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(staging, out_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return out_dir
+
+
+def train_toy(out_dir: Path = TOY_DIR, corpus_config: CorpusConfig | None = None,
+              config: TrainConfig | None = None,
+              intervention: InterventionConfig | None = None,
+              log: Callable[[str], None] = print) -> Path:
+    """Build the corpus, train tokenizer and model from scratch, write them to `out_dir`."""
+    corpus_config = corpus_config or CorpusConfig()
+    config = config or TrainConfig()
+    intervention = intervention or InterventionConfig()
+    _check_out_dir(Path(out_dir))
+    started = time.time()
+    torch.set_num_threads(config.threads)
+    torch.use_deterministic_algorithms(True)
+    examples = build_corpus(corpus_config)
+    log(f"corpus: {len(examples)} examples ({time.time() - started:.0f}s)")
+    tokenizer = toy_tokenizer(examples)
+    items = [encode(tokenizer, example) for example in examples]
+    n_tokens = sum(len(item.ids) for item in items)
+    log(f"tokenizer and encoding: {n_tokens} tokens ({time.time() - started:.0f}s)")
+    model = build_model(tokenizer, seed=config.seed, shape=TOY_SHAPE)
+    stories = direction_stories(tokenizer, examples, intervention.stories_per_sign)
+    choice_ids = (tokenizer.convert_tokens_to_ids("A"), tokenizer.convert_tokens_to_ids("B"))
+    summary = train_model(model, items, tokenizer.pad_token_id, config, log,
+                          intervention=intervention, stories=stories, choice_ids=choice_ids)
+    kinds: dict[str, int] = defaultdict(int)
+    for example in examples:
+        kinds[example.kind] += 1
+    provenance = {
+        "built_by": "python -m pipeline.toy train",
+        "seed": config.seed,
+        "config": TOY_SHAPE,
+        "vocab_size": len(tokenizer),
+        "train": config.describe(),
+        "intervention": intervention.describe(),
+        "corpus": corpus_config.describe(),
+        "corpus_sha256": corpus_sha256(examples),
+        "corpus_examples": dict(sorted(kinds.items())),
+        "corpus_tokens": n_tokens,
+        **summary,
+        "wall_s": round(time.time() - started, 1),
+        "threads": config.threads,
+        "cpu": platform.processor() or platform.machine(),
+        "versions": _versions(),
+    }
+    return _write_model_dir(Path(out_dir), model, tokenizer, provenance)
+
+
+def build_random_twin(out_dir: Path = TOY_RANDOM_DIR, toy_dir: Path = TOY_DIR,
+                      seed: int = RANDOM_TWIN_SEED) -> Path:
+    """The toy's configuration and tokenizer with seeded random weights (the negative control)."""
+    toy_dir = Path(toy_dir)
+    if not (toy_dir / "tokenizer.json").is_file():
+        raise ValueError(
+            f"{toy_dir} holds no tokenizer.json; the twin shares the toy's tokenizer, so train "
+            "the toy first (python -m pipeline.toy train) or pass --toy-dir"
+        )
+    torch.set_num_threads(1)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(toy_dir)
+    model = build_model(tokenizer, seed=seed, shape=TOY_SHAPE)
+    toy_provenance = json.loads((toy_dir / "provenance.json").read_text())
+    provenance = {
+        "built_by": "python -m pipeline.toy random-twin",
+        "seed": seed,
+        "config": TOY_SHAPE,
+        "vocab_size": len(tokenizer),
+        "tokenizer_from": "data/models/toy",
+        "toy_corpus_sha256": toy_provenance.get("corpus_sha256"),
+        "versions": _versions(),
+    }
+    return _write_model_dir(Path(out_dir), model, tokenizer, provenance)
