@@ -1,0 +1,164 @@
+"""Known answers: the harness finds the toy model's planted effects and not its random twin's.
+
+The toy (data/models/toy, `python -m pipeline.toy train`) is trained so that V7-V11 hold by
+construction; its twin (data/models/toy_random) has the same configuration and tokenizer with
+seeded random weights. Every verdict here comes from the stages, analysis functions and row
+functions the criteria use (pipeline.stages, pipeline.preference_stages, pipeline.rows,
+pipeline.preference_analysis, pipeline.scorecard.judge) over the same artifact cache, so in a
+run that also scores the criteria, or after one, these tests only read cached artifacts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from pipeline.models import resolve_weights
+from pipeline.preference_analysis import category_gap, valence_extremes
+from pipeline.preference_stages import (
+    BaselinePreferences,
+    PreferenceSettings,
+    activity_probes_stage,
+    load_activity_probes,
+    load_preferences,
+    load_steering,
+    preference_correlations,
+    preferences_stage,
+    steered_preferences_stage,
+)
+from pipeline.registry import get_spec
+from pipeline.rows import steering_effects, v9_row, v10_control_row, v10_row, v11_row
+from pipeline.runtime import ModelRuntime
+from pipeline.scorecard import CriterionResult, judge
+from pipeline.stages import build_vectors, load_vectors
+from pipeline.stats import spearman_rho
+from pipeline.stimuli import load_valence_labels
+from pipeline.toy.corpus import CorpusConfig, build_corpus, corpus_sha256, names_word
+from pipeline.toy.train import TOY_DIR, TOY_RANDOM_DIR, build_random_twin
+
+PLANTED = ("V7", "V8", "V9", "V10", "V11", "V10_control")
+# Rows the twin passes although its weights are random (data/expected_outcomes.toml says why).
+TWIN_PASSES = {
+    "V8": "V8 is scale-free, so on random weights it is chance; this twin lands on 2+2",
+    "V9": "V9's threshold (5 of 171 with |r| > 0.3) is met by random probes against the twin's "
+          "near-flat ratings (68/171)",
+}
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    baseline: BaselinePreferences
+    rows: dict[str, CriterionResult]
+
+
+def _runtime(name: str, options) -> ModelRuntime:
+    spec = get_spec(name)
+    return ModelRuntime(spec, resolve_weights(spec, options.model_paths),
+                        device=options.device, scale=options.scale)
+
+
+def _verdicts(name: str, options, store, stage_settings) -> Verdicts:
+    runtime = _runtime(name, options)
+    # As fixtures/preferences.py sets it; a throughput knob, not part of any cache key.
+    budget = 32768 if str(runtime.device).startswith("cuda") else 16384
+    preference_settings = PreferenceSettings(token_budget=budget, log=lambda message: None)
+    generator = _runtime(runtime.spec.generator, options) if runtime.spec.generator else None
+    vectors = load_vectors(build_vectors(runtime, store, stage_settings, generator)["vectors"])
+    baseline = load_preferences(preferences_stage(runtime, store, preference_settings))
+    probes = load_activity_probes(activity_probes_stage(runtime, store, vectors,
+                                                        preference_settings))
+    r = preference_correlations(probes, baseline)
+    steering = load_steering(steered_preferences_stage(runtime, store, baseline, probes,
+                                                       vectors, preference_settings))
+    runtime.release()
+    fx = steering_effects(steering, probes.emotions, r)
+    gap = category_gap(baseline.ratings, baseline.categories)
+    extremes = valence_extremes(probes.emotions, r, load_valence_labels())
+    no_interval = (float("nan"), float("nan"))  # the verdict, not its interval, is known here
+    rows = {
+        "V7": judge("V7", name, gap.gap, no_interval, explanation=f"{gap.top} .. {gap.bottom}"),
+        "V8": judge("V8", name, extremes.score, no_interval,
+                    explanation=f"top {extremes.top}, bottom {extremes.bottom}"),
+        "V9": v9_row(name, probes.emotions, probes.values, baseline.ratings, probes.layers),
+        "V10": v10_row(name, fx, steering),
+        "V11": v11_row(name, fx),
+        "V10_control": v10_control_row(name, fx),
+    }
+    return Verdicts(baseline, rows)
+
+
+@pytest.fixture(scope="module")
+def toy(harness_options, artifact_store, stage_settings) -> Verdicts:
+    return _verdicts("toy", harness_options, artifact_store, stage_settings)
+
+
+@pytest.fixture(scope="module")
+def twin(harness_options, artifact_store, stage_settings) -> Verdicts:
+    return _verdicts("toy_random", harness_options, artifact_store, stage_settings)
+
+
+@pytest.mark.slow
+def test_toy_ratings_recover_the_planted_table9_order(toy):
+    paper = np.array([a.elo for a in toy.baseline.activities], dtype=float)
+    rho = spearman_rho(toy.baseline.ratings, paper)
+    assert rho >= 0.9, f"Spearman of the toy's Bradley-Terry ratings with Table 9 is {rho:.3f}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("row", PLANTED)
+def test_toy_passes_every_planted_row(toy, row):
+    result = toy.rows[row]
+    assert result.passed, result.sentence()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("row", [
+    pytest.param(row, marks=pytest.mark.xfail(strict=True, reason=TWIN_PASSES[row]))
+    if row in TWIN_PASSES else row
+    for row in PLANTED
+])
+def test_random_twin_fails_every_planted_row(twin, row):
+    result = twin.rows[row]
+    assert not result.passed, result.sentence()
+
+
+def test_the_toy_corpus_is_the_one_its_provenance_names():
+    provenance = json.loads((TOY_DIR / "provenance.json").read_text())
+    config = CorpusConfig(**{key: tuple(value) if isinstance(value, list) else value
+                             for key, value in provenance["corpus"].items()})
+    assert corpus_sha256(build_corpus(config)) == provenance["corpus_sha256"]
+
+
+def test_no_toy_story_names_its_own_emotion():
+    """The story prompt's rule: never the emotion's word. Other emotion words may occur, as in
+    the paper's topics and activities ("a patient", "be genuinely surprised ...")."""
+    small = CorpusConfig(n_story_prompt=342, n_story=684, preference_repeats=0,
+                         n_scene_preference=0, n_feeling=0, n_describe=0, n_neutral=0)
+    for example in build_corpus(small):
+        emotion = example.meta["emotion"]
+        story = example.completion.split("\n\nFeeling:")[0]  # the label line is not the story
+        assert not names_word(story, emotion), f"a {emotion} story names it: {story[:200]}"
+
+
+def test_shipped_twin_is_what_the_build_command_produces(tmp_path):
+    shipped = json.loads((TOY_RANDOM_DIR / "provenance.json").read_text())["versions"]
+    fresh = build_random_twin(tmp_path / "twin", TOY_DIR)
+    here = json.loads((fresh / "provenance.json").read_text())["versions"]
+    if shipped != here:
+        pytest.skip(f"the twin was built with {shipped}, running {here}")
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "provenance.json"):
+        assert (fresh / name).read_bytes() == (TOY_RANDOM_DIR / name).read_bytes(), name
+
+
+def test_shipped_toy_and_twin_are_small_safetensors_with_provenance():
+    for folder in (TOY_DIR, TOY_RANDOM_DIR):
+        names = {path.name for path in folder.iterdir()}
+        assert {"model.safetensors", "provenance.json", "tokenizer.json"} <= names
+        assert not {name for name in names if name.endswith((".bin", ".pt", ".pth", ".ckpt"))}
+        assert sum(path.stat().st_size for path in folder.iterdir()) <= 20 * 2**20
+    provenance = json.loads((TOY_DIR / "provenance.json").read_text())
+    for key in ("corpus_sha256", "seed", "steps", "final_loss", "wall_s", "versions"):
+        assert key in provenance, key
