@@ -42,9 +42,7 @@ class CriterionSpec:
     ci_must_clear: bool = False
 
     def passes(self, value: float) -> bool:
-        return value is not None and not math.isnan(value) and _OPS[self.direction](
-            value, self.threshold
-        )
+        return _passes(value, self.direction, self.threshold)
 
     @property
     def higher_is_better(self) -> bool:
@@ -98,6 +96,13 @@ class CriterionResult:
     harness_authored: str = ""  # non-empty when part of the stimuli is ours, not the paper's
     details: dict[str, Any] = field(default_factory=dict)
     figures: tuple[str, ...] = ()  # file names under reports/figures
+    # Non-empty when what the claim presupposes does not hold (V8-V11 on ratings that carry no
+    # preference): the row fails whatever its value, and this says why.
+    unmet_precondition: str = ""
+
+    @property
+    def threshold_met(self) -> bool:
+        return _passes(self.value, self.direction, self.threshold)
 
     @property
     def verdict(self) -> str:
@@ -111,13 +116,20 @@ class CriterionResult:
 
     def sentence(self) -> str:
         """The result as one line, e.g. 'V3 ... 6/12 < 8 on llama31_8b; happy landed on proud'."""
-        relation = self.direction if self.passed else _negate(self.direction)
+        relation = self.direction if self.threshold_met else _negate(self.direction)
         ref = f"; reference {self.reference_note or _fmt(self.reference)}" if (
             self.reference is not None or self.reference_note) else ""
+        if self.unmet_precondition:
+            # The interval verdict is the value's against the threshold, not the row's.
+            verdict = (f"FAIL, precondition unmet: {self.unmet_precondition}; 95% CI "
+                       f"{self.interval_text()} over {self.unit}, the threshold verdict "
+                       f"{self.ci_verdict} across it")
+        else:
+            verdict = (f"{self.verdict}; 95% CI {self.interval_text()} over {self.unit}, "
+                       f"verdict {self.ci_verdict} across it")
         return (
             f"{self.id} {self.claim}: {self.value_text} {relation} {_fmt(self.threshold)} on "
-            f"{self.model} ({self.verdict}; 95% CI {self.interval_text()} over {self.unit}, "
-            f"verdict {self.ci_verdict} across it{ref}). {self.explanation}"
+            f"{self.model} ({verdict}{ref}). {self.explanation}"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -138,6 +150,10 @@ class CriterionResult:
 
 def _json_float(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
+
+
+def _passes(value: float | None, direction: str, threshold: float) -> bool:
+    return value is not None and not math.isnan(value) and _OPS[direction](value, threshold)
 
 
 def _negate(direction: str) -> str:
@@ -164,8 +180,13 @@ def judge(
     harness_authored: str = "",
     details: dict[str, Any] | None = None,
     figures: Sequence[str] = (),
+    unmet_precondition: str = "",
 ) -> CriterionResult:
-    """Judge a measured value against its spec; the interval decides `ci_verdict`."""
+    """Judge a measured value against its spec; the interval decides `ci_verdict`.
+
+    `unmet_precondition`, when non-empty, fails the row whatever its value (the interval
+    verdict still describes the value against the threshold).
+    """
     spec = load_criteria()[criterion_id]
     low, high = ci
     passed = spec.passes(value)
@@ -177,6 +198,8 @@ def judge(
     if spec.ci_must_clear:
         # B1/B2: a rate difference counts only when its whole interval clears the threshold.
         passed = passed and not math.isnan(low) and spec.passes(low)
+    if unmet_precondition:
+        passed = False
     return CriterionResult(
         id=criterion_id,
         model=model,
@@ -198,6 +221,7 @@ def judge(
         harness_authored=harness_authored,
         details=details or {},
         figures=tuple(figures),
+        unmet_precondition=unmet_precondition,
     )
 
 
@@ -208,7 +232,9 @@ def table_rows(results: Iterable[tuple[CriterionResult, str]]) -> list[list[str]
     """(result, outcome) pairs -> rows of COLUMNS; outcome is pytest's (passed/failed/xfailed)."""
     rows = []
     for result, outcome in results:
-        verdict = result.verdict + (" (xfail)" if outcome == "xfailed" else "")
+        qualifiers = [q for q, on in (("xfail", outcome == "xfailed"),
+                                      ("precondition", bool(result.unmet_precondition))) if on]
+        verdict = result.verdict + (f" ({', '.join(qualifiers)})" if qualifiers else "")
         if result.harness_authored:
             verdict += " *"
         rows.append([

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 import pytest
 
 from pipeline import REPO_ROOT
-from pipeline.scorecard import judge
+from pipeline.scorecard import CriterionResult, judge, table_rows
 
 PAYLOAD = "<script>alert('pwned')</script>"
 
@@ -128,6 +128,17 @@ def test_a_failing_row_reads_like_a_sentence():
     assert result.sentence().startswith(
         "V3 implicit scenarios hit their emotion: 6/12 < 8 on llama31_8b (FAIL; 95% CI [4, 8]")
     assert "straddles" in result.sentence() and "happy landed on proud" in result.sentence()
+
+
+def test_an_unmet_precondition_fails_a_row_whose_value_passes_and_says_why():
+    result = judge("V9", "twin", 68, (50, 80), value_text="68/171", explanation="r vs flat.",
+                   unmet_precondition="no detectable preference")
+    assert not result.passed and result.threshold_met
+    assert "68/171 >= 5 on twin (FAIL, precondition unmet: no detectable preference" in (
+        result.sentence())
+    assert table_rows([(result, "failed")])[0][-1] == "FAIL (precondition)"
+    assert CriterionResult.from_json(result.to_json()) == result
+    assert judge("V9", "twin", 68, (50, 80), explanation="").passed
 
 
 def test_b_rows_pass_only_when_the_whole_interval_clears_zero():
