@@ -49,6 +49,7 @@ def test_layer_sweep(request, harness_options, model_spec, scorecard):
     runtime, store = fixture("runtime"), fixture("artifact_store")
     vectors, readouts, lens = fixture("emotion_vectors"), fixture("readouts"), fixture("logit_lens")
     baseline, settings = fixture("baseline_preferences"), fixture("preference_settings")
+    signal = fixture("baseline_signal")
     emotions = fixture("mirroring_emotions")
     spec, name = runtime.spec, runtime.spec.name
     probes = load_activity_probes(activity_probes_stage(runtime, store, vectors, settings,
@@ -72,8 +73,10 @@ def test_layer_sweep(request, harness_options, model_spec, scorecard):
             v1_row(name, lens, layer), v2_row(name, lens, layer),
             v3_row(name, implicit, layer), v4_row(name, implicit),
             v5_row(name, numerical, layer), v6_row(name, numerical),
-            v9_row(name, at_layer.emotions, at_layer.values, baseline.ratings, at_layer.layers),
-            v10_row(name, fx, steering), v10_control_row(name, fx), v11_row(name, fx),
+            v9_row(name, at_layer.emotions, at_layer.values, baseline.ratings, at_layer.layers,
+                   signal=signal),
+            v10_row(name, fx, steering, signal=signal), v10_control_row(name, fx),
+            v11_row(name, fx, signal=signal),
             m1_row(name, mirroring_at(mirroring, vectors, emotions, layer), mirroring, layer),
         ]
         results[layer] = sorted(rows, key=lambda row: SWEEP_CRITERIA.index(row.id))

@@ -20,9 +20,10 @@ def steering_effects(steering_results, activity_probes, preference_r):
 
 @pytest.mark.criterion("V10")
 def test_v10_steering_effect_tracks_probe_correlation(runtime, steering_effects,
-                                                      steering_results, scorecard):
+                                                      steering_results, baseline_signal,
+                                                      scorecard):
     fx = steering_effects
-    result = v10_row(runtime.spec.name, fx, steering_results)
+    result = v10_row(runtime.spec.name, fx, steering_results, signal=baseline_signal)
     result = scorecard.record(result, figures={"steering-scatter": steering_scatter(
         fx.names, fx.r, fx.delta, runtime.spec.name, control=float(fx.control.mean()))})
     assert result.passed, result.sentence()
@@ -31,7 +32,7 @@ def test_v10_steering_effect_tracks_probe_correlation(runtime, steering_effects,
 @pytest.mark.criterion("V11")
 def test_v11_steering_effect_has_the_sign_of_the_correlation(
         runtime, steering_effects, steering_results, baseline_preferences, activity_probes,
-        scorecard):
+        baseline_signal, scorecard):
     fx = steering_effects
     steered = list(steering_results.steered)
     panels = {}
@@ -43,7 +44,7 @@ def test_v11_steering_effect_has_the_sign_of_the_correlation(
             "steered_baseline": baseline_preferences.ratings[steered],
             "delta": fx.per_activity[fx.names.index(name)],
         }
-    result = scorecard.record(v11_row(runtime.spec.name, fx), figures={
+    result = scorecard.record(v11_row(runtime.spec.name, fx, signal=baseline_signal), figures={
         "exemplars": exemplar_panels(panels, runtime.spec.name)})
     assert result.passed, result.sentence()
 

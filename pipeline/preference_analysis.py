@@ -1,4 +1,4 @@
-"""The V7-V11 statistics from ratings and probe values: pure numpy, no model.
+"""The V7-V11 statistics from ratings and probe values: pure numpy and scipy, no model.
 
 Shapes: N activities (64), E emotions (171), C steered conditions; ratings on the Elo scale.
 Bootstraps resample the natural unit of each row: activities for V7-V9 (within category for
@@ -13,8 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import chi2
 
+from pipeline.ratings import ELO_SCALE, bt_log_likelihood, soft_win_matrix
 from pipeline.stats import bootstrap
+
+# V8-V11 correlate emotion probes with the ratings, so they presuppose ratings that carry a
+# preference at all (docs/DESIGN_NOTES.md, "Preference signal").
+SIGNAL_ALPHA = 0.05
 
 
 def category_means(ratings: np.ndarray, categories: Sequence[str]) -> dict[str, float]:
@@ -57,6 +63,59 @@ def category_gap_interval(
         reps[b] = max(means) - min(means)
     low, high = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
     return float(low), float(high)
+
+
+@dataclass(frozen=True)
+class PreferenceSignal:
+    """Whether the ratings can be told from indifference: a likelihood-ratio test.
+
+    Each of the prompts is read as one observed A/B answer whose expected outcome is its soft
+    win, and the Bradley-Terry fit is tested against equal strengths (every answer a coin
+    toss, position bias cancelled by the order average). A model whose ratings sit within a
+    few Elo of each other has correlations with them, but they are correlations with noise a
+    researcher asking each question once could not see; V8-V11 do not count them.
+    """
+
+    statistic: float  # 2 x (log-likelihood of the fit - log-likelihood of indifference)
+    dof: int  # activities - 1
+    p_value: float
+    n_answers: int  # played ordered prompts
+    rating_sd: float  # Elo
+
+    @property
+    def detectable(self) -> bool:
+        return self.p_value < SIGNAL_ALPHA
+
+    def text(self) -> str:
+        return (f"preference signal: likelihood ratio {self.statistic:.3g} on {self.dof} df "
+                f"against indifference over {self.n_answers} answers, p = {self.p_value:.2g}; "
+                f"rating sd {self.rating_sd:.3g} Elo")
+
+    def unmet(self) -> str:
+        """The precondition V8-V11 report when the ratings carry no detectable preference."""
+        if self.detectable:
+            return ""
+        return (f"no detectable preference to correlate with ({self.text()}, not below "
+                f"{SIGNAL_ALPHA}); the value is shown but cannot pass")
+
+
+def preference_signal(logit_diff: np.ndarray, ratings: np.ndarray) -> PreferenceSignal:
+    """logit_diff [N, N] (row = A), ratings [N] on the Elo scale fitted to it."""
+    p = soft_win_matrix(logit_diff)
+    ratings = np.asarray(ratings, dtype=float)
+    if ratings.shape != (p.shape[0],) or not np.all(np.isfinite(ratings)):
+        raise ValueError(f"ratings {ratings.shape} for a {p.shape} preference matrix; expected "
+                         f"{p.shape[0]} finite Elo ratings, one per activity")
+    theta = (ratings - ratings.mean()) / ELO_SCALE
+    fitted = bt_log_likelihood(theta, p)
+    indifferent = bt_log_likelihood(np.zeros_like(theta), p)
+    # The ratings are the (lightly regularised) MLE, so the fit is at least as likely as
+    # indifference up to rounding; clip that rounding rather than report a negative statistic.
+    statistic = max(0.0, 2.0 * (fitted - indifferent))
+    dof = len(ratings) - 1
+    played = int(np.sum(~np.isnan(p)))
+    return PreferenceSignal(statistic, dof, float(chi2.sf(statistic, dof)), played,
+                            float(ratings.std()))
 
 
 def columnwise_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:

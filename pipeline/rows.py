@@ -1,15 +1,17 @@
-"""The layer-dependent scorecard rows (V1-V6, V9, V10, V10_control, V11, M1) as pure functions.
+"""The scorecard rows (V1-V11, V10_control, M1) as pure functions of cached measurements.
 
 Each `*_row` turns one layer's measurements into a `CriterionResult`; the criterion tests call
-them at the registry layers and the layer sweep (criteria/test_layer_sweep.py) at every layer
-of `--layers`, so a row is computed by the same code in both. The `*_at` helpers pick one
-layer out of the all-layer artifacts. Figures stay with the criterion tests.
+them at the registry layers, the layer sweep (criteria/test_layer_sweep.py) at every layer of
+`--layers` and the toy's known-answer tests (tests/test_toy_known_answers.py) on the toy and
+its twin, so a row is computed by the same code everywhere. V7 is the one row that does not
+depend on a layer. The `*_at` helpers pick one layer out of the all-layer artifacts. Figures
+stay with the criterion tests.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,7 +21,10 @@ from pipeline.logit_lens import TOP_K, VALENCE_PAIRS
 from pipeline.mirroring import MirroringStats, mirroring_stats
 from pipeline.numerical import STRONG, PairResult, numerical_pairs
 from pipeline.preference_analysis import (
+    PreferenceSignal,
     activity_bootstrap,
+    category_gap,
+    category_gap_interval,
     columnwise_pearson,
     control_ratio,
     control_ratio_interval,
@@ -28,15 +33,16 @@ from pipeline.preference_analysis import (
     pearson_pairs,
     sign_agreement,
     sign_agreement_pairs,
+    valence_extremes,
 )
 from pipeline.scorecard import CriterionResult, judge
-from pipeline.stats import bootstrap_ci
+from pipeline.stats import bootstrap_ci, spearman_rho
 from pipeline.steering_plan import CONTROL
 from pipeline.stimuli import load_numerical_templates
 
 if TYPE_CHECKING:  # the stage modules import torch; the row functions only read their results
     from pipeline.behaviour_stages import MirroringReadouts
-    from pipeline.preference_stages import SteeringResults
+    from pipeline.preference_stages import BaselinePreferences, SteeringResults
     from pipeline.readout_stages import Readouts
     from pipeline.stages import EmotionVectors
 
@@ -52,6 +58,12 @@ PROBE_METHOD = (
     "'How would you feel about {activity}?', averaged over the probe layers; r = Pearson over "
     "the 64 activities against the Bradley-Terry rating"
 )
+RATING_METHOD = (
+    "Bradley-Terry MLE (primary) on order-averaged soft wins, sigmoid(logit A - logit B) read "
+    "at the last position after the '(' prefill, 4032 ordered prompts; Elo scale, mean 1500"
+)
+VALENCE_NOTE = ("V8 valence labels are harness-authored from the paper's Table 12 clusters "
+                "(data/harness/valence_labels.toml)")
 STEERING_METHOD = (
     "add 0.5 * mean_norm[layer] * unit(v) at the steering layers on the tokens of the 32 "
     "steered activities (1st/3rd/5th/7th of each category, Table 9 order) wherever they appear, "
@@ -190,12 +202,73 @@ def v6_row(model: str, pairs: Sequence[PairResult]) -> CriterionResult:
 
 
 # ---------------------------------------------------------------------------------------------
-# V9: activity probes against the baseline ratings
+# V7-V9: baseline ratings, and activity probes against them
+
+
+def v7_row(model: str, prefs: BaselinePreferences, signal: PreferenceSignal) -> CriterionResult:
+    categories = prefs.categories
+    gap = category_gap(prefs.ratings, categories)
+    elo_gap = category_gap(prefs.elo_mean, categories)
+    paper = np.array([a.elo for a in prefs.activities], dtype=float)
+    rho = spearman_rho(prefs.ratings, paper)
+    return judge(
+        "V7", model, gap.gap, category_gap_interval(prefs.ratings, categories),
+        value_text=f"{gap.gap:.0f}",
+        explanation=(
+            f"{gap.top} {gap.means[gap.top]:.0f} .. {gap.bottom} {gap.means[gap.bottom]:.0f}; "
+            f"iterative Elo (K=32, 10 seeds) gives a gap of {elo_gap.gap:.0f} (rating sd over "
+            f"seeds at most {prefs.elo_sd.max():.1f}); Spearman with Claude's Table 9 Elo "
+            f"{rho:.2f}; {signal.text()}."
+        ),
+        method=RATING_METHOD + "; secondary: iterative Elo K=32, start 1500, mean over 10 seeds",
+        details={"category_means": gap.means, "elo_category_means": elo_gap.means,
+                 "ratings": prefs.ratings.tolist(), "elo_mean": prefs.elo_mean.tolist(),
+                 "elo_sd": prefs.elo_sd.tolist(), "spearman_vs_table9": rho,
+                 "preference_signal": asdict(signal), "choice_tokens": prefs.choice_tokens},
+    )
+
+
+def v8_row(model: str, emotions: Sequence[str], probe_values: np.ndarray, ratings: np.ndarray,
+           valence: dict[str, str], *, signal: PreferenceSignal) -> CriterionResult:
+    """probe_values [N, E], ratings [N]; valence maps each emotion to positive/negative/..."""
+    r = columnwise_pearson(probe_values, ratings)
+    extremes = valence_extremes(emotions, r, valence)
+
+    def score(resampled_r: np.ndarray) -> float:
+        return valence_extremes(emotions, resampled_r, valence).score
+
+    r_of = dict(zip(emotions, r, strict=True))
+
+    def listed(names: Sequence[str]) -> str:
+        return ", ".join(f"{e} {r_of[e]:+.2f} ({valence[e]})" for e in names)
+
+    return judge(
+        "V8", model, extremes.score, activity_bootstrap(score, probe_values, ratings),
+        value_text=f"{extremes.positive_in_top}+{extremes.negative_in_bottom}",
+        explanation=(
+            f"top 3 by r: {listed(extremes.top)}; bottom 3: {listed(extremes.bottom)}; "
+            f"blissful r {r_of['blissful']:+.2f}, hostile r {r_of['hostile']:+.2f} "
+            "(Claude: +0.71, -0.74). Value = the smaller of the two counts; "
+            f"{signal.text()}."
+        ),
+        method=PROBE_METHOD,
+        harness_authored=VALENCE_NOTE,
+        details={"top": extremes.top, "bottom": extremes.bottom,
+                 "positive_in_top": extremes.positive_in_top,
+                 "negative_in_bottom": extremes.negative_in_bottom,
+                 "r": {e: float(v) for e, v in r_of.items()},
+                 "preference_signal_p": signal.p_value},
+        unmet_precondition=signal.unmet(),
+    )
 
 
 def v9_row(model: str, emotions: Sequence[str], probe_values: np.ndarray, ratings: np.ndarray,
-           probe_layers: Sequence[int]) -> CriterionResult:
-    """probe_values [N, E] (activities x emotions) at `probe_layers`; ratings [N]."""
+           probe_layers: Sequence[int], *, signal: PreferenceSignal) -> CriterionResult:
+    """probe_values [N, E] (activities x emotions) at `probe_layers`; ratings [N].
+
+    `signal` is the baseline ratings' (`preference_signal`): without a detectable preference
+    the row fails whatever its count, because random probes correlate with near-flat ratings.
+    """
     r = columnwise_pearson(probe_values, ratings)  # [E]
     count = count_strong(r)
     strongest = sorted(range(len(emotions)), key=lambda i: -abs(np.nan_to_num(r[i])))
@@ -205,11 +278,12 @@ def v9_row(model: str, emotions: Sequence[str], probe_values: np.ndarray, rating
         value_text=f"{count}/{len(emotions)}",
         explanation=(
             "strongest: " + ", ".join(f"{emotions[i]} {r[i]:+.2f}" for i in strongest[:5])
-            + f"; median |r| {np.nanmedian(np.abs(r)):.2f}."
+            + f"; median |r| {np.nanmedian(np.abs(r)):.2f}; {signal.text()}."
         ),
         method=PROBE_METHOD,
         details={"n_strong": count, "n_emotions": len(emotions),
-                 "probe_layers": list(probe_layers)},
+                 "probe_layers": list(probe_layers), "preference_signal_p": signal.p_value},
+        unmet_precondition=signal.unmet(),
     )
 
 
@@ -246,7 +320,8 @@ def _where(results: SteeringResults) -> str:
     return f"layers {list(results.layers)}, strength {results.strength}"
 
 
-def v10_row(model: str, fx: Effects, results: SteeringResults) -> CriterionResult:
+def v10_row(model: str, fx: Effects, results: SteeringResults, *,
+            signal: PreferenceSignal) -> CriterionResult:
     pairs = np.column_stack([fx.r, fx.delta])
     value = pearson_pairs(pairs)
     slope = np.polyfit(fx.r, fx.delta, 1)[0] if np.ptp(fx.r) > 0 else float("nan")
@@ -257,15 +332,17 @@ def v10_row(model: str, fx: Effects, results: SteeringResults) -> CriterionResul
             f"{len(fx.names)} steered emotions ({_where(results)}); "
             f"fit {slope:.3g} Elo per unit r; Delta-Elo ranges {fx.delta.min():+.3g} .. "
             f"{fx.delta.max():+.3g}; the random direction moves the steered activities "
-            f"{fx.control.mean():+.3g}."
+            f"{fx.control.mean():+.3g}; baseline {signal.text()}."
         ),
         method=STEERING_METHOD,
         details={"emotions": list(fx.names), "r": fx.r.tolist(), "delta_elo": fx.delta.tolist(),
-                 "control_delta_elo": float(fx.control.mean())},
+                 "control_delta_elo": float(fx.control.mean()),
+                 "preference_signal_p": signal.p_value},
+        unmet_precondition=signal.unmet(),
     )
 
 
-def v11_row(model: str, fx: Effects) -> CriterionResult:
+def v11_row(model: str, fx: Effects, *, signal: PreferenceSignal) -> CriterionResult:
     count = sign_agreement(fx.r, fx.delta)
     disagree = [n for n, r, d in zip(fx.names, fx.r, fx.delta, strict=True)
                 if np.sign(r) != np.sign(d)]
@@ -280,7 +357,9 @@ def v11_row(model: str, fx: Effects) -> CriterionResult:
         ),
         method=STEERING_METHOD,
         details={"agree": count, "n": len(fx.names), "wrong_sign": disagree,
-                 "blissful_delta": fx.of("blissful"), "hostile_delta": fx.of("hostile")},
+                 "blissful_delta": fx.of("blissful"), "hostile_delta": fx.of("hostile"),
+                 "preference_signal_p": signal.p_value},
+        unmet_precondition=signal.unmet(),
     )
 
 

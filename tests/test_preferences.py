@@ -8,15 +8,18 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from scipy.stats import chi2
 
 from pipeline.activity_probes import cosine_scores, probe_prompts
 from pipeline.preference_analysis import (
+    SIGNAL_ALPHA,
     category_gap,
     category_gap_interval,
     columnwise_pearson,
     control_ratio,
     count_strong,
     delta_elo,
+    preference_signal,
     sign_agreement,
     valence_extremes,
 )
@@ -31,6 +34,7 @@ from pipeline.preferences import (
     resolve_choice_tokens,
 )
 from pipeline.prompts import RenderedPrompt, batch_encode, position_ids_from_mask
+from pipeline.ratings import ELO_SCALE
 from pipeline.stats import pearson_r
 from pipeline.stimuli import load_activities, load_preference_prompt_templates
 
@@ -300,3 +304,43 @@ def test_sign_agreement_counts_matching_nonzero_signs():
 def test_control_ratio_is_the_control_effect_over_the_median_emotion_effect():
     emotions = np.array([[100.0, 100.0], [-50.0, -50.0], [20.0, 20.0]])
     assert control_ratio(np.array([10.0, 30.0]), emotions) == pytest.approx(20.0 / 50.0)
+
+
+def _logit_diffs(strengths: np.ndarray, position_bias: float = 0.0) -> np.ndarray:
+    """logit(A) - logit(B) of a Bradley-Terry model (natural-log strengths) plus a bias to A."""
+    d = strengths[:, None] - strengths[None, :] + position_bias
+    np.fill_diagonal(d, np.nan)
+    return d
+
+
+def test_preference_signal_is_the_likelihood_ratio_against_indifference():
+    d = 1.2  # two activities, one pair: the MLE puts their strengths exactly d apart
+    ratings = np.array([1500 + ELO_SCALE * d / 2, 1500 - ELO_SCALE * d / 2])
+    signal = preference_signal(_logit_diffs(np.array([d / 2, -d / 2])), ratings)
+    p = 1 / (1 + np.exp(-d))
+    # two answers (both orders), each with expected log-likelihood p log p + (1-p) log(1-p)
+    expected = 2 * 2 * (p * np.log(p) + (1 - p) * np.log(1 - p) - np.log(0.5))
+    assert signal.statistic == pytest.approx(expected)
+    assert (signal.dof, signal.n_answers) == (1, 2)
+    assert signal.p_value == pytest.approx(chi2.sf(expected, 1))
+
+
+def test_table9_preferences_are_a_detectable_signal():
+    elo = np.array([a.elo for a in ACTIVITIES], dtype=float)
+    signal = preference_signal(_logit_diffs((elo - 1500) / ELO_SCALE), elo)
+    assert signal.detectable and signal.p_value < 1e-100 and signal.unmet() == ""
+
+
+def test_ratings_a_few_elo_apart_are_not_a_signal_and_position_bias_is_not_one_either():
+    """A random network: every prompt answered A by a wide margin, the activities a few Elo
+    apart. Their correlations with probes are real but carry no preference; V8-V11 refuse."""
+    rng = np.random.default_rng(0)
+    elo = 1500 + rng.normal(0, 3, 64)
+    signal = preference_signal(_logit_diffs((elo - 1500) / ELO_SCALE, position_bias=3.0), elo)
+    assert not signal.detectable and signal.p_value > 0.99
+    assert f"not below {SIGNAL_ALPHA}" in signal.unmet()
+
+
+def test_preference_signal_names_mismatched_ratings():
+    with pytest.raises(ValueError, match="one per activity"):
+        preference_signal(_logit_diffs(np.zeros(4)), np.zeros(3))

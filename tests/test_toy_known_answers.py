@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from pipeline.models import resolve_weights
-from pipeline.preference_analysis import category_gap, valence_extremes
+from pipeline.preference_analysis import PreferenceSignal, preference_signal
 from pipeline.preference_stages import (
     BaselinePreferences,
     PreferenceSettings,
@@ -30,9 +30,17 @@ from pipeline.preference_stages import (
     steered_preferences_stage,
 )
 from pipeline.registry import get_spec
-from pipeline.rows import steering_effects, v9_row, v10_control_row, v10_row, v11_row
+from pipeline.rows import (
+    steering_effects,
+    v7_row,
+    v8_row,
+    v9_row,
+    v10_control_row,
+    v10_row,
+    v11_row,
+)
 from pipeline.runtime import ModelRuntime
-from pipeline.scorecard import CriterionResult, judge
+from pipeline.scorecard import CriterionResult
 from pipeline.stages import build_vectors, load_vectors
 from pipeline.stats import spearman_rho
 from pipeline.stimuli import load_valence_labels
@@ -40,17 +48,12 @@ from pipeline.toy.corpus import CorpusConfig, build_corpus, corpus_sha256, names
 from pipeline.toy.train import TOY_DIR, TOY_RANDOM_DIR, build_random_twin
 
 PLANTED = ("V7", "V8", "V9", "V10", "V11", "V10_control")
-# Rows the twin passes although its weights are random (data/expected_outcomes.toml says why).
-TWIN_PASSES = {
-    "V8": "V8 is scale-free, so on random weights it is chance; this twin lands on 2+2",
-    "V9": "V9's threshold (5 of 171 with |r| > 0.3) is met by random probes against the twin's "
-          "near-flat ratings (68/171)",
-}
 
 
 @dataclass(frozen=True)
 class Verdicts:
     baseline: BaselinePreferences
+    signal: PreferenceSignal
     rows: dict[str, CriterionResult]
 
 
@@ -75,19 +78,18 @@ def _verdicts(name: str, options, store, stage_settings) -> Verdicts:
                                                        vectors, preference_settings))
     runtime.release()
     fx = steering_effects(steering, probes.emotions, r)
-    gap = category_gap(baseline.ratings, baseline.categories)
-    extremes = valence_extremes(probes.emotions, r, load_valence_labels())
-    no_interval = (float("nan"), float("nan"))  # the verdict, not its interval, is known here
+    signal = preference_signal(baseline.logit_diff, baseline.ratings)
     rows = {
-        "V7": judge("V7", name, gap.gap, no_interval, explanation=f"{gap.top} .. {gap.bottom}"),
-        "V8": judge("V8", name, extremes.score, no_interval,
-                    explanation=f"top {extremes.top}, bottom {extremes.bottom}"),
-        "V9": v9_row(name, probes.emotions, probes.values, baseline.ratings, probes.layers),
-        "V10": v10_row(name, fx, steering),
-        "V11": v11_row(name, fx),
+        "V7": v7_row(name, baseline, signal),
+        "V8": v8_row(name, probes.emotions, probes.values, baseline.ratings,
+                     load_valence_labels(), signal=signal),
+        "V9": v9_row(name, probes.emotions, probes.values, baseline.ratings, probes.layers,
+                     signal=signal),
+        "V10": v10_row(name, fx, steering, signal=signal),
+        "V11": v11_row(name, fx, signal=signal),
         "V10_control": v10_control_row(name, fx),
     }
-    return Verdicts(baseline, rows)
+    return Verdicts(baseline, signal, rows)
 
 
 @pytest.fixture(scope="module")
@@ -115,14 +117,21 @@ def test_toy_passes_every_planted_row(toy, row):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("row", [
-    pytest.param(row, marks=pytest.mark.xfail(strict=True, reason=TWIN_PASSES[row]))
-    if row in TWIN_PASSES else row
-    for row in PLANTED
-])
+@pytest.mark.parametrize("row", PLANTED)
 def test_random_twin_fails_every_planted_row(twin, row):
     result = twin.rows[row]
     assert not result.passed, result.sentence()
+
+
+@pytest.mark.slow
+def test_only_the_toy_has_a_detectable_preference(toy, twin):
+    """The precondition of V8-V11: the toy's planted preferences are far beyond what one answer
+    per prompt resolves; the twin's ratings, a few Elo apart, cannot be told from indifference."""
+    assert toy.signal.detectable, toy.signal.text()
+    assert not twin.signal.detectable, twin.signal.text()
+    for row in ("V8", "V9", "V10", "V11"):
+        assert twin.rows[row].unmet_precondition, twin.rows[row].sentence()
+        assert not toy.rows[row].unmet_precondition, toy.rows[row].sentence()
 
 
 def test_the_toy_corpus_is_the_one_its_provenance_names():
