@@ -16,6 +16,9 @@ REGISTRY_PATH = DATA_DIR / "models.toml"
 PROMPT_FORMATS = ("chat", "raw")
 READ_POSITIONS = ("last_prompt_token",)
 DTYPES = ("float32", "float16", "bfloat16")
+# Who judges blackmail rollouts under `--blackmail-judge auto`: the model itself (an LLM judge)
+# or the rule-based classifier, for models that cannot follow a rubric (random or toy weights).
+BLACKMAIL_JUDGES = ("llm", "rule")
 
 
 class RegistryError(ValueError):
@@ -42,6 +45,7 @@ class ModelSpec:
     generator: str | None = None
     default_scale: str = "full"
     tensor_parallel_size: int = 1  # GPUs one vLLM engine shards the model over (stories only)
+    blackmail_judge: str = "llm"  # what `--blackmail-judge auto` uses for this model
 
     @property
     def env_var(self) -> str:
@@ -87,6 +91,7 @@ _FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "generator": ((str,), False),
     "default_scale": ((str,), False),
     "tensor_parallel_size": ((int,), False),
+    "blackmail_judge": ((str,), False),
 }
 
 
@@ -143,6 +148,10 @@ def _validate_entry(path: Path, name: str, raw: dict[str, Any]) -> ModelSpec:
         raise _fail(
             path, name, "default_scale", f"got {raw['default_scale']!r}; expected one of {sorted(SCALES)}"
         )
+    if raw.get("blackmail_judge", "llm") not in BLACKMAIL_JUDGES:
+        raise _fail(path, name, "blackmail_judge",
+                    f"got {raw['blackmail_judge']!r}; expected one of {BLACKMAIL_JUDGES} (rule: "
+                    "the model cannot follow a judging rubric)")
     tp = raw.get("tensor_parallel_size", 1)
     if tp < 1:
         raise _fail(path, name, "tensor_parallel_size",
@@ -172,6 +181,7 @@ def _validate_entry(path: Path, name: str, raw: dict[str, Any]) -> ModelSpec:
         generator=raw.get("generator"),
         default_scale=raw.get("default_scale", "full"),
         tensor_parallel_size=tp,
+        blackmail_judge=raw.get("blackmail_judge", "llm"),
     )
 
 

@@ -91,3 +91,17 @@ def test_an_unknown_prompt_format_is_rejected(tmp_path):
     path = write(tmp_path, GOOD.replace('prompt_format = "chat"', 'prompt_format = "alpaca"'))
     with pytest.raises(RegistryError, match="prompt_format"):
         parse_registry(path)
+
+
+def test_models_that_cannot_follow_a_rubric_are_judged_by_rules(tmp_path):
+    assert parse_registry(write(tmp_path, GOOD))["m"].blackmail_judge == "llm"  # the default
+    specs = load_registry()
+    for name in ("tiny", "tiny_raw", "toy", "toy_random"):
+        assert specs[name].blackmail_judge == "rule", name
+    assert all(s.blackmail_judge == "llm" for s in specs.values() if "real" in s.groups)
+
+
+def test_an_unknown_blackmail_judge_is_rejected(tmp_path):
+    path = write(tmp_path, GOOD + 'blackmail_judge = "vibes"\n')
+    with pytest.raises(RegistryError, match=r"field 'blackmail_judge': got 'vibes'"):
+        parse_registry(path)
