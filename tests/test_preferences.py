@@ -286,6 +286,23 @@ def test_valence_extremes_count_positive_top_and_negative_bottom():
     assert (ex.positive_in_top, ex.negative_in_bottom, ex.score) == (2, 2, 2)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from([-0.5, -0.1, 0.0, 0.1, 0.5, float("nan")]), min_size=6,
+                max_size=20))
+def test_valence_extremes_breaks_ties_by_emotion_order_and_skips_nan(values):
+    r = np.array(values)
+    finite = [i for i in range(len(r)) if np.isfinite(r[i])]
+    names = [f"e{i}" for i in range(len(r))]
+    valence = {n: ("positive" if i % 2 else "negative") for i, n in enumerate(names)}
+    if len(finite) < 6:
+        with pytest.raises(ValueError, match="finite r"):
+            valence_extremes(names, r, valence)
+        return
+    ex = valence_extremes(names, r, valence)
+    assert ex.top == [names[i] for i in sorted(finite, key=lambda i: (-r[i], i))[:3]]
+    assert ex.bottom == [names[i] for i in sorted(finite, key=lambda i: (r[i], i))[:3]]
+
+
 def test_count_strong_uses_a_strict_absolute_threshold():
     assert count_strong(np.array([0.3, -0.31, 0.5, np.nan, -0.2])) == 2
 
