@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+import torch
 
 from pipeline.models import resolve_weights
 from pipeline.preference_analysis import PreferenceSignal, preference_signal
@@ -154,7 +155,10 @@ def test_no_toy_story_names_its_own_emotion():
 
 def test_shipped_twin_is_what_the_build_command_produces(tmp_path):
     shipped = json.loads((TOY_RANDOM_DIR / "provenance.json").read_text())["versions"]
+    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
     fresh = build_random_twin(tmp_path / "twin", TOY_DIR)
+    # the build pins one thread and deterministic algorithms, then gives the process its own back
+    assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == before
     here = json.loads((fresh / "provenance.json").read_text())["versions"]
     if shipped != here:
         pytest.skip(f"the twin was built with {shipped}, running {here}")

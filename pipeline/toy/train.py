@@ -38,7 +38,8 @@ import shutil
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -362,6 +363,20 @@ def _write_model_dir(out_dir: Path, model, tokenizer, provenance: dict[str, Any]
     return out_dir
 
 
+@contextmanager
+def torch_settings(threads: int, deterministic: bool) -> Iterator[None]:
+    """Thread count and deterministic algorithms for a build, restored afterwards: the twin is
+    also built inside the test process, whose later tests must keep their own settings."""
+    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        torch.use_deterministic_algorithms(before[1])
+
+
 def train_toy(out_dir: Path = TOY_DIR, corpus_config: CorpusConfig | None = None,
               config: TrainConfig | None = None,
               intervention: InterventionConfig | None = None,
@@ -371,9 +386,13 @@ def train_toy(out_dir: Path = TOY_DIR, corpus_config: CorpusConfig | None = None
     config = config or TrainConfig()
     intervention = intervention or InterventionConfig()
     _check_out_dir(Path(out_dir))
+    with torch_settings(config.threads, deterministic=True):
+        return _train_toy(Path(out_dir), corpus_config, config, intervention, log)
+
+
+def _train_toy(out_dir: Path, corpus_config: CorpusConfig, config: TrainConfig,
+               intervention: InterventionConfig, log: Callable[[str], None]) -> Path:
     started = time.time()
-    torch.set_num_threads(config.threads)
-    torch.use_deterministic_algorithms(True)
     examples = build_corpus(corpus_config)
     log(f"corpus: {len(examples)} examples ({time.time() - started:.0f}s)")
     tokenizer = toy_tokenizer(examples)
@@ -417,9 +436,9 @@ def build_random_twin(out_dir: Path = TOY_RANDOM_DIR, toy_dir: Path = TOY_DIR,
             f"{toy_dir} holds no tokenizer.json; the twin shares the toy's tokenizer, so train "
             "the toy first (python -m pipeline.toy train) or pass --toy-dir"
         )
-    torch.set_num_threads(1)
     tokenizer = PreTrainedTokenizerFast.from_pretrained(toy_dir)
-    model = build_model(tokenizer, seed=seed, shape=TOY_SHAPE)
+    with torch_settings(threads=1, deterministic=True):
+        model = build_model(tokenizer, seed=seed, shape=TOY_SHAPE)
     toy_provenance = json.loads((toy_dir / "provenance.json").read_text())
     provenance = {
         "built_by": "python -m pipeline.toy random-twin",
