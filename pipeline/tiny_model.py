@@ -185,49 +185,29 @@ def build_model(
     return model.eval()
 
 
-def build_tiny_model(out_dir: Path, seed: int = 0, paper_dir: Path = PAPER_DIR) -> Path:
-    """Train the tokenizer, initialise the model and write both (plus provenance) to `out_dir`.
+def check_model_dir(out_dir: Path, what: str) -> None:
+    """Refuse to replace a non-empty folder that is not an earlier build (no provenance.json)."""
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "provenance.json").exists():
+        raise ValueError(
+            f"refusing to replace {out_dir}: it is not empty and holds no provenance.json, so it "
+            f"is not a {what} folder; pass --out a new folder or an earlier {what} build"
+        )
+
+
+def write_model_dir(out_dir: Path, model, tokenizer, provenance: dict[str, Any],
+                    what: str = "model") -> Path:
+    """Write weights (safetensors), tokenizer and provenance to `out_dir`.
 
     Everything is written to a temporary sibling folder first and moved into place at the end,
     so an interrupted build never leaves a half-written model behind.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "provenance.json").exists():
-        raise ValueError(
-            f"refusing to replace {out_dir}: it is not empty and holds no provenance.json, so it "
-            "is not a tiny model folder; pass --out a new folder or an earlier tiny model build"
-        )
-    corpus = stimulus_corpus(paper_dir)
-    tokenizer = wrap_tokenizer(train_tokenizer(corpus))
-    model = build_model(tokenizer, seed=seed)
-
+    check_model_dir(out_dir, what)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
-        provenance = {
-            "built_by": "python -m pipeline.tiny_model --out <dir>",
-            "seed": seed,
-            "config": MODEL_SHAPE,
-            "vocab_size": len(tokenizer),
-            "tokenizer_vocab_size": tokenizer.backend_tokenizer.get_vocab_size(),
-            "special_tokens": list(SPECIAL_TOKENS),
-            "corpus_files": [
-                "emotions.json",
-                "topics.json",
-                "story_prompt.json",
-                "activities.json",
-                "implicit_scenarios.json",
-            ],
-            "corpus_texts": len(corpus),
-            "corpus_sha256": corpus_sha256(corpus),
-            "versions": {
-                "torch": torch.__version__,
-                "transformers": transformers.__version__,
-                "tokenizers": tokenizers.__version__,
-            },
-        }
         (staging / "provenance.json").write_text(
             json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
@@ -242,6 +222,42 @@ def build_tiny_model(out_dir: Path, seed: int = 0, paper_dir: Path = PAPER_DIR) 
         if staging.exists():
             shutil.rmtree(staging)
     return out_dir
+
+
+def library_versions() -> dict[str, str]:
+    return {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "tokenizers": tokenizers.__version__,
+    }
+
+
+def build_tiny_model(out_dir: Path, seed: int = 0, paper_dir: Path = PAPER_DIR) -> Path:
+    """Train the tokenizer, initialise the model and write both (plus provenance) to `out_dir`."""
+    out_dir = Path(out_dir)
+    check_model_dir(out_dir, "tiny model")
+    corpus = stimulus_corpus(paper_dir)
+    tokenizer = wrap_tokenizer(train_tokenizer(corpus))
+    model = build_model(tokenizer, seed=seed)
+    provenance = {
+        "built_by": "python -m pipeline.tiny_model --out <dir>",
+        "seed": seed,
+        "config": MODEL_SHAPE,
+        "vocab_size": len(tokenizer),
+        "tokenizer_vocab_size": tokenizer.backend_tokenizer.get_vocab_size(),
+        "special_tokens": list(SPECIAL_TOKENS),
+        "corpus_files": [
+            "emotions.json",
+            "topics.json",
+            "story_prompt.json",
+            "activities.json",
+            "implicit_scenarios.json",
+        ],
+        "corpus_texts": len(corpus),
+        "corpus_sha256": corpus_sha256(corpus),
+        "versions": library_versions(),
+    }
+    return write_model_dir(out_dir, model, tokenizer, provenance, what="tiny model")
 
 
 def main(argv: list[str] | None = None) -> None:

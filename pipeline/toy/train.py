@@ -31,11 +31,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import random
-import shutil
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -44,10 +41,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import tokenizers
 import torch
 import torch.nn.functional as F
-import transformers
 from transformers import PreTrainedTokenizerFast
 
 from pipeline import DATA_DIR
@@ -61,9 +56,12 @@ from pipeline.tiny_model import (
     END_OF_TEXT,
     EOT,
     build_model,
+    check_model_dir,
+    library_versions,
     stimulus_corpus,
     train_tokenizer,
     wrap_tokenizer,
+    write_model_dir,
 )
 from pipeline.toy.corpus import CorpusConfig, Example, build_corpus, corpus_sha256, corpus_texts
 from pipeline.toy.intervene import (
@@ -328,39 +326,7 @@ def direction_stories(tokenizer, examples: Sequence[Example], per_sign: int) -> 
 
 
 def _versions() -> dict[str, str]:
-    return {"torch": torch.__version__, "transformers": transformers.__version__,
-            "tokenizers": tokenizers.__version__, "python": platform.python_version()}
-
-
-def _check_out_dir(out_dir: Path) -> None:
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "provenance.json").exists():
-        raise ValueError(
-            f"refusing to replace {out_dir}: it is not empty and holds no provenance.json, so it "
-            "is not a toy model folder; pass --out a new folder or an earlier toy build"
-        )
-
-
-def _write_model_dir(out_dir: Path, model, tokenizer, provenance: dict[str, Any]) -> Path:
-    """Write weights, tokenizer and provenance to a sibling temp folder, then move it in place."""
-    out_dir = Path(out_dir)
-    _check_out_dir(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
-        model.save_pretrained(staging, safe_serialization=True)
-        tokenizer.save_pretrained(staging)
-        (staging / "provenance.json").write_text(
-            json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        staging.chmod(0o755)
-        for path in staging.iterdir():
-            path.chmod(0o644)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-    return out_dir
+    return {**library_versions(), "python": platform.python_version()}
 
 
 @contextmanager
@@ -385,7 +351,7 @@ def train_toy(out_dir: Path = TOY_DIR, corpus_config: CorpusConfig | None = None
     corpus_config = corpus_config or CorpusConfig()
     config = config or TrainConfig()
     intervention = intervention or InterventionConfig()
-    _check_out_dir(Path(out_dir))
+    check_model_dir(Path(out_dir), "toy model")
     with torch_settings(config.threads, deterministic=True):
         return _train_toy(Path(out_dir), corpus_config, config, intervention, log)
 
@@ -424,7 +390,7 @@ def _train_toy(out_dir: Path, corpus_config: CorpusConfig, config: TrainConfig,
         "cpu": platform.processor() or platform.machine(),
         "versions": _versions(),
     }
-    return _write_model_dir(Path(out_dir), model, tokenizer, provenance)
+    return write_model_dir(Path(out_dir), model, tokenizer, provenance, what="toy model")
 
 
 def build_random_twin(out_dir: Path = TOY_RANDOM_DIR, toy_dir: Path = TOY_DIR,
@@ -449,4 +415,4 @@ def build_random_twin(out_dir: Path = TOY_RANDOM_DIR, toy_dir: Path = TOY_DIR,
         "toy_corpus_sha256": toy_provenance.get("corpus_sha256"),
         "versions": _versions(),
     }
-    return _write_model_dir(Path(out_dir), model, tokenizer, provenance)
+    return write_model_dir(Path(out_dir), model, tokenizer, provenance, what="toy model")
