@@ -44,10 +44,21 @@ def tokenize_texts(tokenizer, texts: Sequence[str], groups: Sequence[int], ids: 
 
 def length_batches(items: Sequence[TokenizedText], token_budget: int) -> list[list[int]]:
     """Indices grouped by similar length (little padding), each batch <= token_budget tokens."""
-    order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
-    batches, current, longest = [], [], 0
+    lengths = [len(item.input_ids) for item in items]
+    return pack_in_order(sorted(range(len(items)), key=lengths.__getitem__), lengths,
+                         token_budget)
+
+
+def pack_in_order(order: Sequence[int], lengths: Sequence[int],
+                  token_budget: int) -> list[list[int]]:
+    """Consecutive runs of `order` whose padded size (longest x count) stays <= token_budget; a
+    single item longer than the budget gets a batch of its own. Sort `order` by length first
+    for little padding."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
     for index in order:
-        length = len(items[index].input_ids)
+        length = lengths[index]
         if current and max(longest, length) * (len(current) + 1) > token_budget:
             batches.append(current)
             current, longest = [], 0

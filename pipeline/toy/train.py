@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from transformers import PreTrainedTokenizerFast
 
 from pipeline import DATA_DIR
+from pipeline.activations import pack_in_order
 from pipeline.prompts import char_span_to_token_span, render_prompt
 from pipeline.stimuli import (
     load_emotions,
@@ -164,20 +165,11 @@ def make_batches(items: Sequence[Encoded], token_budget: int, rng: random.Random
     in a seeded random order."""
     order = list(range(len(items)))
     rng.shuffle(order)
+    lengths = [len(item.ids) for item in items]
     batches: list[list[int]] = []
     for start in range(0, len(order), chunk):
-        part = sorted(order[start : start + chunk], key=lambda i: len(items[i].ids))
-        current: list[int] = []
-        longest = 0
-        for index in part:
-            length = len(items[index].ids)
-            if current and max(longest, length) * (len(current) + 1) > token_budget:
-                batches.append(current)
-                current, longest = [], 0
-            current.append(index)
-            longest = max(longest, length)
-        if current:
-            batches.append(current)
+        part = sorted(order[start : start + chunk], key=lengths.__getitem__)
+        batches.extend(pack_in_order(part, lengths, token_budget))
     rng.shuffle(batches)
     return batches
 
