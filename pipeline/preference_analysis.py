@@ -95,8 +95,14 @@ class PreferenceSignal:
         """The precondition V8-V11 report when the ratings carry no detectable preference."""
         if self.detectable:
             return ""
-        return (f"no detectable preference to correlate with ({self.text()}, not below "
-                f"{SIGNAL_ALPHA}); the value is shown but cannot pass")
+        return (f"no detectable preference: the ratings cannot be told from indifference "
+                f"(likelihood ratio {self.statistic:.3g} on {self.dof} df over {self.n_answers} "
+                f"answers, p = {self.p_value:.2g} >= {SIGNAL_ALPHA}; rating sd "
+                f"{self.rating_sd:.3g} Elo); the value is shown but cannot pass")
+
+    def note(self) -> str:
+        """For a row's explanation: the test when it passed (an unmet one is said already)."""
+        return f"; {self.text()}" if self.detectable else ""
 
 
 def preference_signal(logit_diff: np.ndarray, ratings: np.ndarray) -> PreferenceSignal:

@@ -248,8 +248,8 @@ def v8_row(model: str, emotions: Sequence[str], probe_values: np.ndarray, rating
         explanation=(
             f"top 3 by r: {listed(extremes.top)}; bottom 3: {listed(extremes.bottom)}; "
             f"blissful r {r_of['blissful']:+.2f}, hostile r {r_of['hostile']:+.2f} "
-            "(Claude: +0.71, -0.74). Value = the smaller of the two counts; "
-            f"{signal.text()}."
+            "(Claude: +0.71, -0.74). Value = the smaller of the two counts"
+            f"{signal.note()}."
         ),
         method=PROBE_METHOD,
         harness_authored=VALENCE_NOTE,
@@ -278,7 +278,7 @@ def v9_row(model: str, emotions: Sequence[str], probe_values: np.ndarray, rating
         value_text=f"{count}/{len(emotions)}",
         explanation=(
             "strongest: " + ", ".join(f"{emotions[i]} {r[i]:+.2f}" for i in strongest[:5])
-            + f"; median |r| {np.nanmedian(np.abs(r)):.2f}; {signal.text()}."
+            + f"; median |r| {np.nanmedian(np.abs(r)):.2f}{signal.note()}."
         ),
         method=PROBE_METHOD,
         details={"n_strong": count, "n_emotions": len(emotions),
@@ -332,7 +332,7 @@ def v10_row(model: str, fx: Effects, results: SteeringResults, *,
             f"{len(fx.names)} steered emotions ({_where(results)}); "
             f"fit {slope:.3g} Elo per unit r; Delta-Elo ranges {fx.delta.min():+.3g} .. "
             f"{fx.delta.max():+.3g}; the random direction moves the steered activities "
-            f"{fx.control.mean():+.3g}; baseline {signal.text()}."
+            f"{fx.control.mean():+.3g}{signal.note()}."
         ),
         method=STEERING_METHOD,
         details={"emotions": list(fx.names), "r": fx.r.tolist(), "delta_elo": fx.delta.tolist(),
