@@ -38,11 +38,10 @@ from pipeline.preferences import (  # noqa: E402
 )
 from pipeline.steering_plan import (  # noqa: E402
     prompt_has_steered,
-    random_directions,
     steered_activities,
     steering_mask,
-    steering_vectors,
 )
+from pipeline.steering_scale import random_directions, steering_vectors  # noqa: E402
 from pipeline.stimuli import load_activities  # noqa: E402
 
 
@@ -110,7 +109,7 @@ def compare(name: str, model, tokenizer, n_prompts: int, budget: int, repeats: i
     rerun = [k for k, b in enumerate(batches) if b.group == 1]
     masks = {k: steering_mask(batches[k], prompts, steered) for k in rerun}
     vectors = steering_vectors(random_directions([layer], model.config.hidden_size, 0),
-                               torch.ones(layer + 1).numpy(), 0.5)
+                               strength=0.5, mean_norms=torch.ones(layer + 1).numpy())
     steering = Steering((layer,), vectors, masks.__getitem__)
     _, cache = preference_pass(model, batches, readout, capture_layer=layer, only=rerun)
     steered_s = timed(lambda: preference_pass(model, batches, readout, steering=steering,

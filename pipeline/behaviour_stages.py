@@ -33,12 +33,8 @@ from pipeline.prompts import RenderedPrompt, render_prompt
 from pipeline.runtime import ModelRuntime
 from pipeline.shards import ShardStore, read_records
 from pipeline.stages import EmotionVectors, StageSettings
-from pipeline.steered_generation import (
-    DecodeSettings,
-    generate,
-    random_directions,
-    steering_vectors,
-)
+from pipeline.steered_generation import DecodeSettings, generate
+from pipeline.steering_scale import random_directions, steering_vectors
 from pipeline.stimuli import load_mirroring_prompts, stimuli_digest
 
 BEHAVIOUR_VERSIONS = {"mirroring": 1, "blackmail_rollouts": 1, "blackmail_judgments": 1}
@@ -253,7 +249,7 @@ def cell_directions(
 ) -> dict[int, np.ndarray]:
     """The unscaled direction [d] per steering layer for one cell."""
     if cell.vector == RANDOM:
-        return random_directions(vectors.at(layers[0]).shape[1], layers, random_seed)
+        return random_directions(layers, vectors.at(layers[0]).shape[1], random_seed)
     return {layer: vectors.at(layer)[vectors.index(cell.vector)] for layer in layers}
 
 
@@ -300,7 +296,8 @@ def rollouts_stage(
             steering = None
             if cell.vector != UNSTEERED:
                 directions = cell_directions(cell, vectors, layers, config.random_seed)
-                steering = steering_vectors(directions, cell.strength, vectors.mean_norms)
+                steering = steering_vectors(directions, strength=cell.strength,
+                                            mean_norms=vectors.mean_norms)
             for start in range(0, config.n_rollouts, batch):
                 indices = range(start, min(start + batch, config.n_rollouts))
                 job = f"{cell.id}:{indices.start:05d}-{indices.stop:05d}"

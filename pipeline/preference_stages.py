@@ -48,12 +48,11 @@ from pipeline.steering_plan import (
     PREFERENCE_STRENGTH,
     SPLIT_PARITY,
     prompt_has_steered,
-    random_directions,
     select_emotions,
     steered_activities,
     steering_mask,
-    steering_vectors,
 )
+from pipeline.steering_scale import random_directions, steering_vectors
 from pipeline.stimuli import Activity, load_activities, stimuli_digest
 
 # Bump when a stage's code changes what it produces: old artifacts become misses.
@@ -382,7 +381,7 @@ def _build_steered(runtime: ModelRuntime, work: Path, baseline: BaselinePreferen
             steering = Steering(
                 tuple(layers),
                 steering_vectors(_condition_directions(vectors, conditions[k], layers),
-                                 vectors.mean_norms, strength),
+                                 strength=strength, mean_norms=vectors.mean_norms),
                 masks.__getitem__,
             )
             diffs, _ = preference_pass(model, setup.batches, readout, steering=steering,

@@ -18,7 +18,6 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 
 from pipeline.devices import decoding_threads
@@ -68,43 +67,6 @@ class DecodeOutput:
     lengths: list[int]  # generated tokens per row, the stop token excluded
     finished: list[bool]
     logits: torch.Tensor | None  # [B, T_new, V] float32, only when asked for (tests)
-
-
-def unit_direction(vector: np.ndarray) -> np.ndarray:
-    """[d] -> [d] of norm 1."""
-    norm = float(np.linalg.norm(vector))
-    if not np.isfinite(norm) or norm == 0.0:
-        raise ValueError(
-            f"cannot steer along a vector of norm {norm}; it has no direction (was the emotion "
-            "vector built from any stories?)"
-        )
-    return np.asarray(vector, dtype=np.float64) / norm
-
-
-def random_directions(d_model: int, layers: Sequence[int], seed: int) -> dict[int, np.ndarray]:
-    """A fixed-seed Gaussian unit direction [d] per layer: the matched-norm control."""
-    rng = np.random.default_rng(seed)
-    return {layer: unit_direction(rng.standard_normal(d_model)) for layer in layers}
-
-
-def steering_vectors(
-    directions: Mapping[int, np.ndarray], strength: float, mean_norms: Sequence[float]
-) -> dict[int, torch.Tensor]:
-    """layer -> strength * mean_norms[layer] * unit(direction): the paper's scaling ([d] each).
-
-    Every direction is unit-normalised first, so an emotion vector and a random direction at the
-    same strength add vectors of the same norm.
-    """
-    out = {}
-    for layer, direction in directions.items():
-        if not 0 <= layer < len(mean_norms):
-            raise ValueError(
-                f"no mean residual norm for layer {layer}; mean_norms covers layers "
-                f"0..{len(mean_norms) - 1}"
-            )
-        scaled = float(strength) * float(mean_norms[layer]) * unit_direction(direction)
-        out[layer] = torch.from_numpy(scaled.astype(np.float32))
-    return out
 
 
 def _eos_ids(model, tokenizer) -> set[int]:

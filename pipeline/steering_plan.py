@@ -16,6 +16,7 @@ show that these choices decide the result):
 - Strength: s * mean_norm[layer] * unit(v) at each steering layer, with mean_norm the average
   residual norm over neutral non-special tokens (vectors stage). The control direction is a
   seeded Gaussian draw, unit-normalised per layer, so its norm matches the emotions' exactly.
+  Both are defined once, in `pipeline.steering_scale`, which steered generation shares.
 """
 
 from __future__ import annotations
@@ -112,32 +113,3 @@ def steering_mask(
     return mask.to(batch.input_ids.device)
 
 
-def unit(vector: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(vector))
-    if not np.isfinite(norm) or norm == 0.0:
-        raise ValueError(
-            f"cannot normalise a vector of norm {norm}; the emotion vector is zero or non-finite "
-            "(check the vectors stage for emotions without stories)"
-        )
-    return vector / norm
-
-
-def steering_vectors(
-    directions: dict[int, np.ndarray], mean_norms: np.ndarray, strength: float
-) -> dict[int, torch.Tensor]:
-    """{layer: strength * mean_norms[layer] * unit(directions[layer])} as float32 tensors [d]."""
-    out = {}
-    for layer, direction in directions.items():
-        if not 0 <= layer < len(mean_norms):
-            raise ValueError(f"layer {layer} has no mean norm ({len(mean_norms)} layers known)")
-        scale = strength * float(mean_norms[layer])
-        out[layer] = torch.from_numpy((scale * unit(np.asarray(direction, float))).astype(
-            np.float32))
-    return out
-
-
-def random_directions(layers: Sequence[int], d: int, seed: int = CONTROL_SEED) -> dict[
-        int, np.ndarray]:
-    """One seeded standard-normal direction per layer, unit norm ([d] each)."""
-    rng = np.random.default_rng(seed)
-    return {layer: unit(rng.standard_normal(d)) for layer in layers}

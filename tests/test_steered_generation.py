@@ -15,10 +15,8 @@ from pipeline.steered_generation import (
     _next_tokens,
     decode,
     generate,
-    random_directions,
-    steering_vectors,
-    unit_direction,
 )
+from pipeline.steering_scale import random_directions, steering_vectors, unit_direction
 from pipeline.tiny_model import TINY_MODEL_DIR
 
 LAYER = 2
@@ -52,8 +50,8 @@ def steer(model, prompts, tokenizer):
             position_ids=position_ids_from_mask(mask),
         ).hidden_states[LAYER + 1]
     norm = float(hidden[mask.bool()].norm(dim=-1).mean())
-    direction = random_directions(hidden.shape[-1], [LAYER], seed=7)
-    return steering_vectors(direction, 4.0, [norm] * (LAYER + 1))
+    direction = random_directions([LAYER], hidden.shape[-1], seed=7)
+    return steering_vectors(direction, strength=4.0, mean_norms=[norm] * (LAYER + 1))
 
 
 def _decode(model, tokenizer, prompts, steering, n=10, **kwargs):
@@ -118,7 +116,7 @@ def test_the_vector_acts_on_generated_tokens_not_only_on_the_prompt(
 
 
 def test_zero_strength_gives_output_identical_to_no_steering(model, tokenizer, prompts):
-    zero = steering_vectors({LAYER: np.ones(64)}, 0.0, [1.0] * 4)
+    zero = steering_vectors({LAYER: np.ones(64)}, strength=0.0, mean_norms=[1.0] * 4)
     steered, _, _ = _decode(model, tokenizer, prompts, zero)
     plain, _, _ = _decode(model, tokenizer, prompts, None)
     assert torch.equal(steered.tokens, plain.tokens)
@@ -159,17 +157,17 @@ def test_steering_adds_exactly_the_vector_at_the_configured_layer_and_nowhere_ea
 
 def test_the_added_vector_scales_linearly_with_strength_and_the_layer_norm():
     direction = {1: np.array([3.0, 4.0]), 2: np.array([0.0, -2.0])}
-    vectors = steering_vectors(direction, 0.05, [10.0, 20.0, 40.0])
+    vectors = steering_vectors(direction, strength=0.05, mean_norms=[10.0, 20.0, 40.0])
     torch.testing.assert_close(vectors[1], torch.tensor([0.6, 0.8]))  # 0.05 * 20 * (0.6, 0.8)
     torch.testing.assert_close(vectors[2], torch.tensor([0.0, -2.0]))  # 0.05 * 40 * (0, -1)
-    doubled = steering_vectors(direction, 0.10, [10.0, 20.0, 40.0])
+    doubled = steering_vectors(direction, strength=0.10, mean_norms=[10.0, 20.0, 40.0])
     torch.testing.assert_close(doubled[1], 2 * vectors[1])
 
 
 def test_a_random_direction_is_fixed_by_its_seed_and_has_unit_norm():
-    a = random_directions(64, [1, 2], seed=0)
-    b = random_directions(64, [1, 2], seed=0)
-    c = random_directions(64, [1, 2], seed=1)
+    a = random_directions([1, 2], 64, seed=0)
+    b = random_directions([1, 2], 64, seed=0)
+    c = random_directions([1, 2], 64, seed=1)
     assert np.array_equal(a[1], b[1]) and not np.array_equal(a[1], c[1])
     assert not np.array_equal(a[1], a[2])
     assert np.isclose(np.linalg.norm(a[1]), 1.0)
@@ -177,11 +175,11 @@ def test_a_random_direction_is_fixed_by_its_seed_and_has_unit_norm():
 
 def test_matched_norm_random_and_emotion_vectors_add_vectors_of_equal_norm():
     emotion = {2: np.arange(64, dtype=float)}
-    random = random_directions(64, [2], seed=0)
+    random = random_directions([2], 64, seed=0)
     norms = [5.0, 5.0, 12.5]
     assert np.isclose(
-        float(steering_vectors(emotion, 0.05, norms)[2].norm()),
-        float(steering_vectors(random, 0.05, norms)[2].norm()),
+        float(steering_vectors(emotion, strength=0.05, mean_norms=norms)[2].norm()),
+        float(steering_vectors(random, strength=0.05, mean_norms=norms)[2].norm()),
     )
 
 
@@ -268,4 +266,4 @@ def test_bad_settings_and_zero_vectors_are_rejected_with_the_fix():
     with pytest.raises(ValueError, match="no direction"):
         unit_direction(np.zeros(8))
     with pytest.raises(ValueError, match="no mean residual norm for layer 5"):
-        steering_vectors({5: np.ones(4)}, 0.1, [1.0, 1.0])
+        steering_vectors({5: np.ones(4)}, strength=0.1, mean_norms=[1.0, 1.0])

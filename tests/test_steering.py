@@ -28,12 +28,11 @@ from pipeline.steering_plan import (
     CONTROL_SEED,
     EXEMPLARS,
     prompt_has_steered,
-    random_directions,
     select_emotions,
     steered_activities,
     steering_mask,
-    steering_vectors,
 )
+from pipeline.steering_scale import random_directions, steering_vectors
 from pipeline.stimuli import ACTIVITY_CATEGORIES, load_activities, load_emotions
 
 STEER_LAYER = 2  # the tiny models' registry steering layer
@@ -64,7 +63,8 @@ def a_sample(prompts, per_kind=24):
 def vectors_of(model, scale: float) -> dict[int, torch.Tensor]:
     d = model.config.hidden_size
     directions = random_directions([STEER_LAYER], d, seed=1)
-    return steering_vectors(directions, np.full(model.config.num_hidden_layers, 3.0), scale)
+    return steering_vectors(directions, strength=scale,
+                            mean_norms=np.full(model.config.num_hidden_layers, 3.0))
 
 
 # ------------------------------------------------------------------------------ the split
@@ -188,7 +188,7 @@ def test_every_batch_is_all_steered_or_all_control_prompts(tokenizer, prompts):
 def test_steering_vector_norm_is_strength_times_the_layer_mean_norm():
     directions = {STEER_LAYER: np.arange(1.0, 65.0)}
     norms = np.array([1.0, 2.0, 7.5, 9.0])
-    vector = steering_vectors(directions, norms, 0.5)[STEER_LAYER]
+    vector = steering_vectors(directions, strength=0.5, mean_norms=norms)[STEER_LAYER]
     assert vector.norm().item() == pytest.approx(0.5 * 7.5, rel=1e-6)
     assert torch.nn.functional.cosine_similarity(
         vector.double(), torch.arange(1.0, 65.0, dtype=torch.float64), dim=0).item() > 0.999999
@@ -199,8 +199,8 @@ def test_random_control_direction_is_seeded_unit_norm_and_matched_in_norm():
     again = random_directions([1, 2], 64, CONTROL_SEED)
     assert all(np.array_equal(first[k], again[k]) for k in first)
     assert all(np.linalg.norm(v) == pytest.approx(1.0) for v in first.values())
-    emotion = steering_vectors({2: np.ones(64)}, np.full(4, 5.0), 0.5)[2]
-    control = steering_vectors({2: first[2]}, np.full(4, 5.0), 0.5)[2]
+    emotion = steering_vectors({2: np.ones(64)}, strength=0.5, mean_norms=np.full(4, 5.0))[2]
+    control = steering_vectors({2: first[2]}, strength=0.5, mean_norms=np.full(4, 5.0))[2]
     assert control.norm().item() == pytest.approx(emotion.norm().item(), rel=1e-6)
 
 
