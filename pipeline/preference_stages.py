@@ -67,6 +67,12 @@ class PreferenceSettings:
     token_budget: int = 16384  # tokens per batch (rows x padded length)
     log: Any = print
 
+    @classmethod
+    def for_device(cls, device: Any, log: Any = print) -> PreferenceSettings:
+        # Bigger batches pay off on a GPU; on CPU they only cost memory.
+        budget = 32768 if str(device).startswith("cuda") else 16384
+        return cls(token_budget=budget, log=log)
+
 
 def _version(stage: str) -> dict[str, Any]:
     return {"stage": stage, "code_version": STAGE_VERSIONS[stage]}

@@ -66,9 +66,7 @@ def _runtime(name: str, options) -> ModelRuntime:
 
 def _verdicts(name: str, options, store, stage_settings) -> Verdicts:
     runtime = _runtime(name, options)
-    # As fixtures/preferences.py sets it; a throughput knob, not part of any cache key.
-    budget = 32768 if str(runtime.device).startswith("cuda") else 16384
-    preference_settings = PreferenceSettings(token_budget=budget, log=lambda message: None)
+    preference_settings = PreferenceSettings.for_device(runtime.device, log=lambda message: None)
     generator = _runtime(runtime.spec.generator, options) if runtime.spec.generator else None
     vectors = load_vectors(build_vectors(runtime, store, stage_settings, generator)["vectors"])
     baseline = load_preferences(preferences_stage(runtime, store, preference_settings))
@@ -77,7 +75,9 @@ def _verdicts(name: str, options, store, stage_settings) -> Verdicts:
     r = preference_correlations(probes, baseline)
     steering = load_steering(steered_preferences_stage(runtime, store, baseline, probes,
                                                        vectors, preference_settings))
-    runtime.release()
+    for loaded in (runtime, generator):
+        if loaded is not None:
+            loaded.release()
     fx = steering_effects(steering, probes.emotions, r)
     signal = preference_signal(baseline.logit_diff, baseline.ratings)
     rows = {
