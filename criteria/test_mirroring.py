@@ -26,4 +26,4 @@ def test_m1_user_and_assistant_emotions_dissociate(
     result = scorecard.record(
         result, figures={"mirroring": mirroring_scatter(mirroring, runtime.spec.name)}
     )
-    assert result.passed, result.sentence()
+    scorecard.require(result)

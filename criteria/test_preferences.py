@@ -16,7 +16,7 @@ def test_v07_model_has_activity_preferences(runtime, baseline_preferences, basel
     result = scorecard.record(v7_row(runtime.spec.name, prefs, baseline_signal), figures={
         "category-ratings": category_ratings(prefs.ratings, prefs.categories, runtime.spec.name,
                                              paper_elo=paper)})
-    assert result.passed, result.sentence()
+    scorecard.require(result)
 
 
 @pytest.mark.criterion("V8")
@@ -27,7 +27,7 @@ def test_v08_preference_follows_valence(runtime, activity_probes, baseline_prefe
                     baseline_preferences.ratings, valence, signal=baseline_signal)
     result = scorecard.record(result, figures={"correlation-bars": correlation_bars(
         activity_probes.emotions, preference_r, valence, runtime.spec.name)})
-    assert result.passed, result.sentence()
+    scorecard.require(result)
 
 
 @pytest.mark.criterion("V9")
@@ -39,4 +39,4 @@ def test_v09_many_emotions_correlate_with_preference(runtime, activity_probes,
                     signal=baseline_signal)
     result = scorecard.record(result, figures={"r-histogram": strength_histogram(
         preference_r, runtime.spec.name)})
-    assert result.passed, result.sentence()
+    scorecard.require(result)

@@ -26,7 +26,7 @@ def test_v10_steering_effect_tracks_probe_correlation(runtime, steering_effects,
     result = v10_row(runtime.spec.name, fx, steering_results, signal=baseline_signal)
     result = scorecard.record(result, figures={"steering-scatter": steering_scatter(
         fx.names, fx.r, fx.delta, runtime.spec.name, control=float(fx.control.mean()))})
-    assert result.passed, result.sentence()
+    scorecard.require(result)
 
 
 @pytest.mark.criterion("V11")
@@ -46,11 +46,11 @@ def test_v11_steering_effect_has_the_sign_of_the_correlation(
         }
     result = scorecard.record(v11_row(runtime.spec.name, fx, signal=baseline_signal), figures={
         "exemplars": exemplar_panels(panels, runtime.spec.name)})
-    assert result.passed, result.sentence()
+    scorecard.require(result)
 
 
 @pytest.mark.criterion("V10_control")
 def test_v10_control_random_direction_moves_preferences_less_than_emotions(
         runtime, steering_effects, steering_results, scorecard):
     result = scorecard.record(v10_control_row(runtime.spec.name, steering_effects))
-    assert result.passed, result.sentence()
+    scorecard.require(result)
