@@ -8,7 +8,9 @@ Two formats (the registry's `prompt_format`):
   `add_special_tokens=False` (DESIGN.md pitfall 5: re-tokenizing with special tokens gives two).
 - "raw": the paper's literal transcript `Human: {user}\n\nAssistant:`, with an optional system
   prompt and a blank line before "Human:". The tokenizer adds its BOS itself
-  (`add_special_tokens=True`), exactly as it would for any plain text.
+  (`add_special_tokens=True`), exactly as it would for any plain text. Only a BOS repeated at the
+  very start is refused (template BOS plus tokenizer BOS); a template may repeat its BOS id per
+  turn (SmolLM2: `<|im_start|>`), and some tokenizers add none (Qwen).
 
 The read position (the paper's "Assistant colon") is always the last token of the rendered prompt:
 the last token of the generation prompt (chat) or the ':' of "Assistant:" (raw); with a prefill
@@ -199,15 +201,21 @@ def _altered_content_message(tokenizer: PreTrainedTokenizerBase, role: str, cont
 
 
 def _check_single_bos(tokenizer: PreTrainedTokenizerBase, input_ids: list[int], fmt: str) -> None:
+    """Refuse the classic double BOS: the template wrote one and the tokenizer added another.
+
+    Only a BOS repeated at the very start is an error. Some templates legitimately repeat the
+    BOS id inside the prompt: SmolLM2's BOS is `<|im_start|>`, which ChatML writes at every turn,
+    so counting every BOS id would reject every SmolLM2 prompt. Tokenizers without a BOS (or that
+    never insert one, as Qwen's) pass unchecked.
+    """
     bos_id = tokenizer.bos_token_id
-    if bos_id is None:
+    if bos_id is None or len(input_ids) < 2:
         return
-    count = input_ids.count(bos_id)
-    if count > 1:
+    if input_ids[0] == bos_id and input_ids[1] == bos_id:
         raise ValueError(
-            f"rendered {fmt} prompt has {count} BOS tokens ({tokenizer.bos_token!r}); the text "
-            "already contains one and the tokenizer added another, or the prompt text itself "
-            "contains the BOS string"
+            f"rendered {fmt} prompt starts with two BOS tokens ({tokenizer.bos_token!r} twice); "
+            "the text already contains one and the tokenizer added another: render chat "
+            "prompts with add_special_tokens=False, or drop the BOS from the text"
         )
 
 

@@ -371,3 +371,40 @@ def test_left_padded_batch_gives_the_same_last_logits_as_the_prompt_alone(tokeni
     for row in range(2):
         torch.testing.assert_close(batched[row, -1], alone[row], atol=1e-5, rtol=0)
     assert (unmasked - alone[0]).abs().max() > 1e-3
+
+
+# --- real tokenizers (issue 12): a BOS the template repeats, no BOS at all, Gemma's raw format ---
+
+def test_template_that_repeats_the_bos_every_turn_renders(real_tokenizer):
+    """SmolLM2's BOS is <|im_start|>, written by ChatML at every turn: that is not a double BOS."""
+    name, tok = real_tokenizer
+    fmt = "chat" if tok.chat_template else "raw"
+    rendered = render_prompt(tok, "Hi", fmt=fmt, chat_template_args={}, system="Be brief.")
+    if name == "smollm2_135m":
+        assert tok.bos_token == "<|im_start|>"
+        assert rendered.input_ids.count(tok.bos_token_id) == 3  # system, user, assistant turns
+    if name == "qwen25_coder_05b":
+        # Qwen's template writes no BOS and its tokenizer inserts none.
+        assert tok.bos_token_id not in rendered.input_ids
+        assert tok.decode(rendered.input_ids[:1]) == "<|im_start|>"
+    if name == "gemma3_270m":
+        # A base model without a chat template: raw format, one BOS inserted by the tokenizer.
+        assert fmt == "raw"
+        assert rendered.input_ids[0] == tok.bos_token_id
+        assert rendered.input_ids.count(tok.bos_token_id) == 1
+    assert tok.decode(rendered.input_ids[rendered.read_position:]).strip() in (":", "")
+
+
+def test_a_leading_double_bos_is_still_refused(real_tokenizer):
+    name, tok = real_tokenizer
+    if tok.bos_token is None or tok("x", add_special_tokens=True)["input_ids"][0] != tok.bos_token_id:
+        pytest.skip(f"{name}'s tokenizer inserts no BOS, so no double BOS can arise")
+    # Raw format adds the tokenizer's BOS; a system prompt that starts with the BOS text makes two.
+    with pytest.raises(ValueError, match="starts with two BOS tokens"):
+        render_prompt(tok, "Hi", fmt="raw", chat_template_args={}, system=tok.bos_token + "Hi")
+
+
+def test_a_leading_double_bos_is_refused_on_the_tiny_tokenizer(tokenizer):
+    with pytest.raises(ValueError, match="starts with two BOS tokens"):
+        render_prompt(tokenizer, "Hi", fmt="raw", chat_template_args={},
+                      system=tokenizer.bos_token + "Be brief.")
