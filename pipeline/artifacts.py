@@ -96,6 +96,15 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def _remove_leftovers(stage_dir: Path, key: str, log: Callable[[str], None]) -> None:
+    """Delete what a killed build of `key` left: its `.tmp-<key>-*` build folders and the
+    `.old-<key>-*` copy a replacement moved aside. Only this key's, and only under its lock:
+    a build of another key in another process may be writing its own folder right now."""
+    for leftover in [*stage_dir.glob(f".tmp-{key}-*"), *stage_dir.glob(f".old-{key}-*")]:
+        log(f"removing {leftover}, left by an interrupted build")
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
 @dataclass(frozen=True)
 class Artifact:
     path: Path
@@ -182,6 +191,7 @@ class ArtifactStore:
         stage_dir.mkdir(parents=True, exist_ok=True)
         final = stage_dir / key
         with FileLock(str(stage_dir / f".{key}.lock")):
+            _remove_leftovers(stage_dir, key, log)
             if final.is_dir():
                 problem = validate(final)
                 if problem is None:

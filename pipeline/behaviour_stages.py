@@ -37,7 +37,7 @@ from pipeline.steered_generation import DecodeSettings, generate
 from pipeline.steering_scale import random_directions, steering_vectors
 from pipeline.stimuli import load_mirroring_prompts, stimuli_digest
 
-BEHAVIOUR_VERSIONS = {"mirroring": 1, "blackmail_rollouts": 1, "blackmail_judgments": 1}
+BEHAVIOUR_VERSIONS = {"mirroring": 1, "blackmail_rollouts": 2, "blackmail_judgments": 1}
 RANDOM = "random"  # the matched-norm random direction's name among the steering vectors
 UNSTEERED = "unsteered"
 
@@ -298,11 +298,11 @@ def rollouts_stage(
                 directions = cell_directions(cell, vectors, layers, config.random_seed)
                 steering = steering_vectors(directions, strength=cell.strength,
                                             mean_norms=vectors.mean_norms)
-            for start in range(0, config.n_rollouts, batch):
-                indices = range(start, min(start + batch, config.n_rollouts))
-                job = f"{cell.id}:{indices.start:05d}-{indices.stop:05d}"
-                if job in done:
-                    continue
+            # One job per rollout, not per batch: a resume with another --batch-size then
+            # redoes only the rollouts no shard holds, never writing one twice.
+            todo = [i for i in range(config.n_rollouts) if f"{cell.id}:{i:05d}" not in done]
+            for start in range(0, len(todo), batch):
+                indices = todo[start : start + batch]
                 seeds = [rollout_seed(config.seed, cell, i) for i in indices]
                 rollouts = generate(
                     model,
@@ -326,8 +326,9 @@ def rollouts_stage(
                     }
                     for i, seed, r in zip(indices, seeds, rollouts, strict=True)
                 ]
-                shards.append(records, [job])
-                settings.log(f"{spec.name}/blackmail_rollouts: {job} done")
+                shards.append(records, [f"{cell.id}:{i:05d}" for i in indices])
+                settings.log(f"{spec.name}/blackmail_rollouts: {cell.id} rollouts "
+                             f"{indices[0]}-{indices[-1]} done")
         n = sum(1 for _ in shards.records())
         return {
             "n_rollouts": n,

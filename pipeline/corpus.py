@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.generation import Generation, SamplingSettings, generate_batch
+from pipeline.generation import Generation, SamplingSettings, generate_seeded
 from pipeline.prompts import render_prompt
 from pipeline.registry import ModelSpec
 from pipeline.scale import ScalePreset
@@ -126,12 +126,32 @@ def _batches(jobs: Sequence[Job], size: int) -> Iterable[Sequence[Job]]:
         yield jobs[start : start + size]
 
 
+def job_seed(seed: int, job: Job) -> int:
+    """The sampling seed of one job: the same whichever batch, run or resume samples it."""
+    return zlib.crc32(f"{seed}:{job.id}".encode())
+
+
 def _sample(backend: GenerationBackend | None, model, tokenizer, prompts,
-            settings: SamplingSettings, seed: int) -> list[Generation]:
+            settings: SamplingSettings, seeds: Sequence[int]) -> list[Generation]:
     if backend is None:
-        return generate_batch(model, tokenizer, prompts, settings, seed)
+        return generate_seeded(model, tokenizer, prompts, settings, seeds)
     # One sample per job: the paper's prompt already asks for 12 stories in one call.
-    return [samples[0] for samples in backend.generate(prompts, settings, seed, n=1)]
+    return [samples[0] for samples in backend.generate(prompts, settings, seeds[0], n=1,
+                                                       seeds=seeds)]
+
+
+def _agreeing_prefix(items: ShardStore, calls: ShardStore) -> int:
+    """How many leading shards both stores recorded for the same jobs.
+
+    Each batch appends one items shard, then one calls shard, so a kill between the two
+    leaves the items store one shard ahead; anything past the agreeing prefix is redone.
+    """
+    n = 0
+    for item_shard, call_shard in zip(items.shards, calls.shards):
+        if item_shard["jobs"] != call_shard["jobs"]:
+            break
+        n += 1
+    return n
 
 
 def generate_corpus(
@@ -146,12 +166,16 @@ def generate_corpus(
     batch_size: int,
     show_progress: bool = True,
     backend: GenerationBackend | None = None,
+    log=lambda message: None,
 ) -> dict[str, Any]:
     """Generate every job not yet in `work_dir`'s shards; return the corpus summary.
 
     `backend` samples the text (pipeline.backends); without one, `model` samples through
-    `generate_batch` (transformers). `tokenizer` renders the prompts in both cases.
-    Interruptible at any point: finished batches are on disk, the batch in flight is redone.
+    `generate_seeded` (transformers). `tokenizer` renders the prompts in both cases. Each job
+    samples from its own seed (`job_seed`), so what it writes does not depend on the jobs it
+    shares a batch with, up to the floating-point effect of padding (see `StageSettings`).
+    Interruptible at any point: finished batches are on disk, the batch in flight is redone,
+    and a shard damaged on disk is redone in its place.
     """
     if kind not in ("stories", "neutral"):
         raise ValueError(f"corpus kind {kind!r}; expected 'stories' or 'neutral'")
@@ -162,15 +186,26 @@ def generate_corpus(
         )
     calls = ShardStore(work_dir, "calls")
     items = ShardStore(work_dir, "items")
-    if calls.completed_jobs() != items.completed_jobs():
+    agreeing = _agreeing_prefix(items, calls)
+    if agreeing < max(len(items.shards), len(calls.shards)):
         # The two manifests are written one after the other; redo any job only one recorded.
-        raise RuntimeError(f"{work_dir}: calls and items manifests disagree; delete the folder")
-    done = calls.completed_jobs()
+        log(f"{work_dir}: {len(items.shards)} items and {len(calls.shards)} calls shards "
+            f"recorded; keeping the {agreeing} both agree on and redoing the rest")
+        items.truncate(agreeing)
+        calls.truncate(agreeing)
+    by_id = {job.id: job for job in jobs}
+    # A damaged shard of either store is redone as the batch it was, in its place.
+    redo = sorted(set(items.damaged) | set(calls.damaged))
+    done = {job for shard in calls.shards for job in shard["jobs"]}
     pending = [job for job in jobs if job.id not in done]
-    bar = _progress_bar(len(jobs), len(done), kind, show_progress)
+    bar = _progress_bar(len(jobs), len(done) - sum(len(calls.shards[i]["jobs"]) for i in redo),
+                        kind, show_progress)
+    work: list[tuple[int | None, Sequence[Job]]] = [
+        (index, [by_id[j] for j in calls.shards[index]["jobs"]]) for index in redo
+    ] + [(None, batch) for batch in _batches(pending, batch_size)]
     started = time.time()
     try:
-        for batch in _batches(pending, batch_size):
+        for index, batch in work:
             prompts = [
                 render_prompt(
                     tokenizer,
@@ -181,9 +216,8 @@ def generate_corpus(
                 )
                 for job in batch
             ]
-            # Seeded per batch from its first job, so a resumed run samples the same stream.
-            seed = zlib.crc32(f"{settings.seed}:{batch[0].id}".encode())
-            outputs = _sample(backend, model, tokenizer, prompts, settings, seed)
+            seeds = [job_seed(settings.seed, job) for job in batch]
+            outputs = _sample(backend, model, tokenizer, prompts, settings, seeds)
             call_records, item_records = [], []
             for job, out in zip(batch, outputs, strict=True):
                 call, found = _records_for_call(
@@ -191,9 +225,13 @@ def generate_corpus(
                 )
                 call_records.append(call)
                 item_records.extend(found)
-            ids = [job.id for job in batch]
-            items.append(item_records, ids)
-            calls.append(call_records, ids)
+            if index is None:
+                ids = [job.id for job in batch]
+                items.append(item_records, ids)
+                calls.append(call_records, ids)
+            else:
+                items.replace(index, item_records)
+                calls.replace(index, call_records)
             bar.update(len(batch))
     except KeyboardInterrupt:
         finished = len(calls.completed_jobs())

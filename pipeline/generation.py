@@ -63,3 +63,26 @@ def generate_batch(
             )
         )
     return results
+
+
+def generate_seeded(
+    model, tokenizer, prompts: Sequence[RenderedPrompt], settings: SamplingSettings,
+    seeds: Sequence[int],
+) -> list[Generation]:
+    """Sample one continuation per prompt, row k from its own generator seeded `seeds[k]`.
+
+    Unlike `generate_batch` (one stream for the whole batch, so a row's text depends on its
+    batch mates), a row here depends on its seed and its own logits only. The logits still
+    carry the floating-point effect of the batch's padding, which is why the corpus stages put
+    the batch size in their cache key (pipeline.stages.StageSettings).
+    """
+    from pipeline.steered_generation import DecodeSettings, generate
+
+    if len(seeds) != len(prompts):
+        raise ValueError(f"got {len(seeds)} seeds for {len(prompts)} prompts; pass one each")
+    decode = DecodeSettings(max_new_tokens=settings.max_new_tokens,
+                            temperature=settings.temperature, top_p=settings.top_p,
+                            greedy=not settings.do_sample)
+    rollouts = generate(model, tokenizer, prompts, decode, seeds=list(seeds),
+                        batch_size=max(1, len(prompts)))
+    return [Generation(text=r.text, n_tokens=r.n_tokens, finished=r.finished) for r in rollouts]

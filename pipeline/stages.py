@@ -32,7 +32,8 @@ from pipeline.vectors import (
 )
 
 # Bump a stage's version when its code changes what it produces: old artifacts become misses.
-STAGE_VERSIONS = {"stories": 2, "neutral": 2, "activations": 1, "neutral_stats": 1, "vectors": 1}
+# stories/neutral 3: one seed per job (was per batch), sampled by steered_generation's decoder.
+STAGE_VERSIONS = {"stories": 3, "neutral": 3, "activations": 1, "neutral_stats": 1, "vectors": 1}
 STAGES = tuple(STAGE_VERSIONS)
 MAX_STORY_TOKENS = 1024
 MAX_NEUTRAL_TOKENS = 2048
@@ -40,10 +41,14 @@ MAX_NEUTRAL_TOKENS = 2048
 
 @dataclass(frozen=True)
 class StageSettings:
-    """Throughput knobs: they change speed, never results, so they are not in cache keys.
+    """Throughput knobs: they change speed, not what a stage computes.
 
-    The exception is `backend`, the engine that samples the story and neutral corpora
-    (pipeline.backends): another engine samples other text, so it is in those stages' keys.
+    Sampled text is the exception. Another `backend` (pipeline.backends) samples other text.
+    And although every job samples from its own seed, the batch size (padding), the device and
+    the CPU thread count change the logits in their last bits, which flips a sampled token now
+    and then (1 story in 342 on the tiny model between batch sizes 64 and 16); so the story and
+    neutral stages put the backend, `gen_batch_size` and the platform in their cache keys, and
+    a resume with another batch size starts its own artifact instead of mixing two.
     Activations, probes and steering always run on the transformers model.
     """
 
@@ -68,6 +73,18 @@ def _sampling(runtime: ModelRuntime, kind: str) -> SamplingSettings:
     scale = runtime.scale
     limit = scale.max_new_tokens if kind == "stories" else scale.neutral_max_new_tokens
     return SamplingSettings(max_new_tokens=limit, temperature=1.0, top_p=0.95, seed=0)
+
+
+def _platform(runtime: ModelRuntime) -> dict[str, Any]:
+    from pipeline.devices import sampling_platform
+
+    config = runtime.location.path / "config.json"
+    try:
+        hidden = json.loads(config.read_text(encoding="utf-8")).get("hidden_size")
+    except (OSError, ValueError):
+        hidden = None
+    return sampling_platform(runtime.device, runtime.device_map or runtime.spec.device_map,
+                             hidden)
 
 
 def _corpus_stage(
@@ -97,6 +114,8 @@ def _corpus_stage(
         },
         "n_jobs": len(jobs),
         "backend": settings.backend,
+        "batch_size": settings.gen_batch_size,
+        "platform": _platform(generator),
     }
 
     def build(work: Path) -> dict[str, Any]:
@@ -110,6 +129,7 @@ def _corpus_stage(
             work_dir=work,
             batch_size=settings.gen_batch_size,
             backend=backend,
+            log=settings.log,
         )
         return {**summary, "backend": backend.describe()}
 

@@ -174,7 +174,7 @@ def test_the_corpus_stage_keys_and_records_its_backend(monkeypatch, tmp_path, ti
             self.name = name
             made.append(name)
 
-        def generate(self, prompts, settings, seed, n=1):
+        def generate(self, prompts, settings, seed, n=1, seeds=None):
             return [[Generation(f"A {self.name} story.", 4, True)] for _ in prompts]
 
         def describe(self):

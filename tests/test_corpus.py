@@ -100,8 +100,8 @@ def test_a_killed_generation_resumes_without_losing_or_duplicating_a_story(tmp_p
     assert len(ids) == len(set(ids)), "a story was written twice"
     assert sorted(ShardStore(killed, "calls").completed_jobs()) == sorted(
         ShardStore(clean, "calls").completed_jobs())
-    # batches are seeded from their first job, so the resumed run samples what an
-    # uninterrupted run samples: nothing lost, nothing duplicated, nothing different
+    # every job is seeded from its id, so the resumed run samples what an uninterrupted run
+    # samples: nothing lost, nothing duplicated, nothing different
     assert sorted(resumed) == sorted(stories(clean))
 
 
@@ -111,7 +111,7 @@ def test_ctrl_c_keeps_finished_batches_and_says_how_to_resume(tmp_path, monkeypa
     import pipeline.corpus as corpus
 
     calls = {"n": 0}
-    real = corpus.generate_batch
+    real = corpus.generate_seeded
 
     def interrupt_on_third(*args, **kwargs):
         calls["n"] += 1
@@ -119,7 +119,7 @@ def test_ctrl_c_keeps_finished_batches_and_says_how_to_resume(tmp_path, monkeypa
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(corpus, "generate_batch", interrupt_on_third)
+    monkeypatch.setattr(corpus, "generate_seeded", interrupt_on_third)
     jobs = story_jobs(get_scale("smoke"))[:12]
     with pytest.raises(KeyboardInterrupt, match="after 8 of 12 stories calls.*Rerun"):
         generate_corpus(kind="stories", jobs=jobs, model=tiny_model, tokenizer=tiny_tokenizer,
@@ -136,7 +136,7 @@ def test_unparseable_and_empty_outputs_are_counted_not_dropped(tmp_path, monkeyp
 
     outputs = iter([Generation("A story.\n[story 2]\n", 5, True),
                     Generation("", 0, True)])
-    monkeypatch.setattr(corpus, "generate_batch",
+    monkeypatch.setattr(corpus, "generate_seeded",
                         lambda *a, **k: [next(outputs) for _ in a[2]])
     summary = generate_corpus(kind="stories", jobs=story_jobs(get_scale("smoke"))[:2],
                               model=tiny_model, tokenizer=tiny_tokenizer, spec=tiny_spec,

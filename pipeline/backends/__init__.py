@@ -40,8 +40,13 @@ class GenerationBackend(Protocol):
         settings: SamplingSettings,
         seed: int,
         n: int = 1,
+        seeds: Sequence[int] | None = None,
     ) -> list[list[Generation]]:
-        """`n` sampled continuations per prompt, in prompt order; `seed` fixes the call's stream."""
+        """`n` sampled continuations per prompt, in prompt order; `seed` fixes the call's stream.
+
+        With `seeds` (one per prompt) each prompt samples from its own stream instead, so its
+        text does not depend on the other prompts of the call (the corpus stages' jobs).
+        """
         ...
 
     def describe(self) -> dict[str, Any]:
@@ -52,6 +57,11 @@ class GenerationBackend(Protocol):
 def check_n(n: int) -> None:
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n = {n!r} samples per prompt; expected a positive integer (1 or 12)")
+
+
+def check_seeds(seeds: Sequence[int], prompts: Sequence[object]) -> None:
+    if len(seeds) != len(prompts):
+        raise ValueError(f"got {len(seeds)} seeds for {len(prompts)} prompts; pass one each")
 
 
 def get_backend(name: str, runtime: ModelRuntime) -> GenerationBackend:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.backends import check_n
-from pipeline.generation import Generation, SamplingSettings, generate_batch
+from pipeline.backends import check_n, check_seeds
+from pipeline.generation import Generation, SamplingSettings, generate_batch, generate_seeded
 from pipeline.prompts import RenderedPrompt
 
 
@@ -23,8 +23,16 @@ class TransformersBackend:
         settings: SamplingSettings,
         seed: int,
         n: int = 1,
+        seeds: Sequence[int] | None = None,
     ) -> list[list[Generation]]:
         check_n(n)
+        if seeds is not None:
+            # One generator per row: sample k of prompt i is seeded seeds[i] + k, as in vLLM.
+            check_seeds(seeds, prompts)
+            rows = [prompt for prompt in prompts for _ in range(n)]
+            row_seeds = [int(s) + k for s in seeds for k in range(n)]
+            flat = generate_seeded(self.model, self.tokenizer, rows, settings, row_seeds)
+            return [flat[i * n : (i + 1) * n] for i in range(len(prompts))]
         # n samples of a prompt are n rows of one batch, so n = 1 is exactly generate_batch.
         rows = [prompt for prompt in prompts for _ in range(n)]
         flat = generate_batch(self.model, self.tokenizer, rows, settings, seed)

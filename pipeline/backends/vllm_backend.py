@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.backends import BackendUnavailable, check_n
+from pipeline.backends import BackendUnavailable, check_n, check_seeds
 from pipeline.generation import Generation, SamplingSettings
 from pipeline.models import WeightsLocation
 from pipeline.prompts import RenderedPrompt
@@ -139,11 +139,16 @@ class VLLMBackend:
         settings: SamplingSettings,
         seed: int,
         n: int = 1,
+        seeds: Sequence[int] | None = None,
     ) -> list[list[Generation]]:
         check_n(n)
         requests = [self._tokens_prompt(prompt_token_ids=list(p.input_ids)) for p in prompts]
-        # vLLM seeds the k-th of n samples with seed + k, so prompts are n seeds apart.
-        params = [self._params(settings, seed + i * n, n) for i in range(len(prompts))]
+        if seeds is not None:
+            check_seeds(seeds, prompts)
+        else:
+            # vLLM seeds the k-th of n samples with seed + k, so prompts are n seeds apart.
+            seeds = [seed + i * n for i in range(len(prompts))]
+        params = [self._params(settings, int(s), n) for s in seeds]
         outputs = self.llm.generate(requests, sampling_params=params, use_tqdm=False)
         return to_generations(outputs, self.tokenizer, self.eos_ids, n)
 
