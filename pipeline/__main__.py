@@ -15,6 +15,8 @@ from pipeline.artifacts import ArtifactStore, default_root
 from pipeline.backends import BACKENDS
 from pipeline.devices import parse_device_map
 from pipeline.models import WeightsNotFound, resolve_weights
+from pipeline.errors import BadInput
+from pipeline.options import check_device, check_model_name, check_positive, parse_model_paths
 from pipeline.registry import get_spec, load_registry
 from pipeline.runtime import ModelRuntime
 from pipeline.scale import SCALES
@@ -25,36 +27,39 @@ from pipeline.stages import (
     build_vectors,
     import_stories_file,
     neutral_stage,
+    read_stories_file,
     neutral_stats_stage,
     stories_stage,
 )
 
 
-def _model_paths(values: list[str]) -> dict[str, str]:
-    paths = {}
-    for value in values:
-        name, sep, directory = value.partition("=")
-        if not sep:
-            raise SystemExit(f"--model-path {value!r}: expected NAME=DIR")
-        paths[name] = directory
-    return paths
-
-
 def _runtime(name: str, args: argparse.Namespace) -> ModelRuntime:
     spec = get_spec(name)
     try:
-        location = resolve_weights(spec, _model_paths(args.model_path))
+        location = resolve_weights(spec, parse_model_paths(args.model_path))
     except WeightsNotFound as exc:
         raise SystemExit(str(exc)) from None
     try:
         device_map = parse_device_map(args.device_map)
     except ValueError as exc:
-        raise SystemExit(str(exc)) from None
+        raise BadInput(str(exc)) from None
     return ModelRuntime(spec, location, device=args.device, scale=args.scale,
                         device_map=device_map)
 
 
 def build(args: argparse.Namespace) -> int:
+    check_positive("--batch-size", args.batch_size)
+    check_positive("--token-budget", args.token_budget)
+    check_device(args.device)
+    parse_model_paths(args.model_path)
+    if args.generator is not None:
+        check_model_name("--generator", args.generator)
+    if args.stories_file and args.stage in ("neutral", "neutral_stats"):
+        raise BadInput(f"--stories-file {args.stories_file!r} with --stage {args.stage}: that "
+                       "stage reads no stories; expected --stage stories, activations or "
+                       "vectors; drop --stories-file or pick one of those stages")
+    if args.stories_file:
+        read_stories_file(Path(args.stories_file))  # checked before any model loads
     runtime = _runtime(args.model, args)
     generator = _runtime(args.generator, args) if args.generator else None
     if generator is None and runtime.spec.generator:
@@ -92,6 +97,15 @@ def build(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BadInput as exc:
+        # Input the user can fix: its sentence, no traceback.
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build a stage (and everything upstream of it)")

@@ -18,6 +18,9 @@ class SamplingSettings:
     top_p: float = 0.95
     do_sample: bool = True
     seed: int = 0
+    # transformers' generate applies top_k = 50 unless told otherwise; it is spelled out so the
+    # per-job sampler (generate_seeded) and vLLM sample the same distribution as generate did.
+    top_k: int = 50
 
     def describe(self) -> dict:
         return asdict(self)
@@ -48,6 +51,7 @@ def generate_batch(
             do_sample=settings.do_sample,
             temperature=settings.temperature if settings.do_sample else None,
             top_p=settings.top_p if settings.do_sample else None,
+            top_k=settings.top_k if settings.do_sample else None,
             pad_token_id=tokenizer.pad_token_id,
         )
     new = output[:, input_ids.shape[1] :].tolist()
@@ -82,7 +86,7 @@ def generate_seeded(
         raise ValueError(f"got {len(seeds)} seeds for {len(prompts)} prompts; pass one each")
     decode = DecodeSettings(max_new_tokens=settings.max_new_tokens,
                             temperature=settings.temperature, top_p=settings.top_p,
-                            greedy=not settings.do_sample)
+                            top_k=settings.top_k, greedy=not settings.do_sample)
     rollouts = generate(model, tokenizer, prompts, decode, seeds=list(seeds),
                         batch_size=max(1, len(prompts)))
     return [Generation(text=r.text, n_tokens=r.n_tokens, finished=r.finished) for r in rollouts]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import DATA_DIR
+from pipeline.errors import BadInput
 from pipeline.scale import SCALES
 
 REGISTRY_PATH = DATA_DIR / "models.toml"
@@ -21,7 +22,7 @@ DTYPES = ("float32", "float16", "bfloat16")
 BLACKMAIL_JUDGES = ("llm", "rule")
 
 
-class RegistryError(ValueError):
+class RegistryError(BadInput):
     """A registry entry is malformed; the message names the file, the entry and the field."""
 
 

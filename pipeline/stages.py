@@ -18,6 +18,7 @@ import numpy as np
 
 from pipeline.artifacts import Artifact, ArtifactStore, sha256_file
 from pipeline.backends import BACKENDS, get_backend
+from pipeline.errors import BadInput
 from pipeline.corpus import generate_corpus, neutral_jobs, story_jobs
 from pipeline.generation import SamplingSettings
 from pipeline.runtime import ModelRuntime
@@ -146,32 +147,88 @@ def neutral_stage(runtime, store, settings=StageSettings(), generator=None) -> A
     return _corpus_stage("neutral", runtime, store, settings, generator)
 
 
+class BadStoriesFile(BadInput):
+    """A `--stories-file` that cannot be read as the stories of the paper's emotions."""
+
+
+def read_stories_file(path: Path) -> list[dict[str, Any]]:
+    """The rows of a bring-your-own stories file, checked; BadStoriesFile names what is wrong.
+
+    JSONL, one object per line with "emotion" (one of the paper's 171) and "text" (a string),
+    optionally "topic" and "id" (unique). Every emotion needs at least one story, since each
+    emotion's vector is the mean over its stories. Checked before anything is cached.
+    """
+    path = Path(path)
+    how = "one JSON object per line with 'emotion' (one of the paper's 171) and 'text'"
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise BadStoriesFile(f"--stories-file {str(path)!r} {what}; expected a JSONL file of "
+                             f"{how}; check the path")
+    emotions = load_emotions()
+    known = set(emotions)
+    rows, ids = [], set()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise BadStoriesFile(f"--stories-file {str(path)!r} is not UTF-8 text (byte "
+                             f"{exc.start}); expected a UTF-8 JSONL file; re-save it as "
+                             "UTF-8") from None
+    for line_no, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{line_no}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BadStoriesFile(f"{where} is not valid JSON ({exc.msg} at column {exc.colno});"
+                                 f" expected {how}; fix or delete that line") from None
+        if not isinstance(row, dict):
+            raise BadStoriesFile(f"{where} is a JSON {type(row).__name__}, not an object; "
+                                 f"expected {how}, e.g. {{\"emotion\": \"afraid\", "
+                                 f"\"text\": \"...\"}}")
+        if row.get("emotion") not in known:
+            raise BadStoriesFile(f"{where} has emotion={row.get('emotion')!r}, which is not one "
+                                 "of the paper's 171 emotions (data/paper/emotions.txt); use "
+                                 "one of those names, spelled as there")
+        if not isinstance(row.get("text"), str) or not row["text"].strip():
+            raise BadStoriesFile(f"{where} has text={row.get('text')!r}; expected the story as "
+                                 "a non-empty string under 'text'")
+        item_id = str(row.get("id", f"file-{line_no:07d}"))
+        if item_id in ids:
+            raise BadStoriesFile(f"{where} repeats id {item_id!r}; expected every story's 'id' "
+                                 "to be unique; rename or drop the duplicate")
+        ids.add(item_id)
+        rows.append({"id": item_id, "emotion": row["emotion"], "topic": row.get("topic"),
+                     "text": row["text"]})
+    if not rows:
+        raise BadStoriesFile(f"--stories-file {str(path)!r} holds no story; expected {how}; "
+                             "add stories (at least one per emotion)")
+    covered = {row["emotion"] for row in rows}
+    missing = [e for e in emotions if e not in covered]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5
+                                          else "")
+        raise BadStoriesFile(f"--stories-file {str(path)!r} has stories for {len(covered)} of "
+                             f"the 171 emotions (none for {shown}); expected at least one story"
+                             " per emotion, since each vector is a mean over its emotion's "
+                             "stories; add stories for the missing emotions")
+    return rows
+
+
 def import_stories_file(runtime: ModelRuntime, store: ArtifactStore, path: Path,
                         settings: StageSettings = StageSettings()) -> Artifact:
     """Bring-your-own stories: JSONL rows with "emotion" and "text" (optional "topic", "id")."""
     path = Path(path)
-    emotions = set(load_emotions())
+    rows = read_stories_file(path)  # before the cache: a bad file never becomes an artifact
     inputs = {**_version("stories"), "source_file": path.name, "sha256": sha256_file(path),
               "stimuli": {"emotions": stimuli_digest("emotions")}}
 
     def build(work: Path) -> dict[str, Any]:
-        items, calls = [], []
-        with path.open(encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                row = json.loads(line)
-                if row.get("emotion") not in emotions or not isinstance(row.get("text"), str):
-                    raise ValueError(
-                        f"{path}:{line_no}: expected an object with 'emotion' (one of the paper's "
-                        f"171 emotions) and 'text'; got emotion={row.get('emotion')!r}"
-                    )
-                item_id = str(row.get("id", f"file-{line_no:07d}"))
-                items.append({"id": item_id, "job": item_id, "emotion": row["emotion"],
-                              "topic": row.get("topic"), "index": 0, "text": row["text"]})
-                calls.append({"job": item_id, "emotion": row["emotion"], "status": "ok",
-                              "n_segments": 1, "n_empty": 0, "n_kept": 1, "finished": True,
-                              "n_tokens": None, "raw": row["text"]})
+        items = [{"id": r["id"], "job": r["id"], "emotion": r["emotion"], "topic": r["topic"],
+                  "index": 0, "text": r["text"]} for r in rows]
+        calls = [{"job": r["id"], "emotion": r["emotion"], "status": "ok", "n_segments": 1,
+                  "n_empty": 0, "n_kept": 1, "finished": True, "n_tokens": None,
+                  "raw": r["text"]} for r in rows]
         ShardStore(work, "items").append(items, [c["job"] for c in calls])
         ShardStore(work, "calls").append(calls, [c["job"] for c in calls])
         return {"n_items": len(items), "source": str(path)}

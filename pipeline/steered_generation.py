@@ -31,6 +31,7 @@ class DecodeSettings:
     temperature: float = 1.0
     top_p: float = 1.0
     greedy: bool = False
+    top_k: int = 0  # 0: off; the corpus stages use transformers' sampling default, 50
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -42,11 +43,16 @@ class DecodeSettings:
                 f"temperature={self.temperature} with sampling; expected > 0 (use greedy=True "
                 "for argmax decoding)"
             )
+        if self.top_k < 0:
+            raise ValueError(f"top_k={self.top_k}; expected 0 (off) or a positive token count")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p={self.top_p}; expected a number in (0, 1]")
 
     def describe(self) -> dict:
-        return asdict(self)
+        described = asdict(self)
+        if not self.top_k:
+            del described["top_k"]  # off, as before the field existed: cache keys unchanged
+        return described
 
 
 @dataclass(frozen=True)
@@ -83,7 +89,11 @@ def _next_tokens(
     """logits [B, V] -> token ids [B]; nucleus sampling per row with that row's generator."""
     if settings.greedy:
         return logits.argmax(dim=-1)
-    probs = torch.softmax(logits / settings.temperature, dim=-1)  # [B, V]
+    logits = logits / settings.temperature
+    if settings.top_k and settings.top_k < logits.shape[-1]:
+        kth = logits.topk(settings.top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)  # [B, V]
     if settings.top_p < 1.0:
         sorted_probs, order = probs.sort(dim=-1, descending=True)
         # Drop a token when the tokens ranked above it already hold top_p of the mass; the most

@@ -127,6 +127,7 @@ class VLLMBackend:
             n=n,
             temperature=settings.temperature if settings.do_sample else 0.0,
             top_p=settings.top_p if settings.do_sample else 1.0,
+            top_k=settings.top_k if settings.do_sample and settings.top_k else -1,
             max_tokens=settings.max_new_tokens,
             seed=seed,
             stop_token_ids=self.eos_ids,
