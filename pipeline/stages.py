@@ -28,6 +28,7 @@ from pipeline.vectors import (
     NeutralPCA,
     center_across_emotions,
     emotion_means,
+    empty_emotions,
     pca_from_moments,
     project_out,
 )
@@ -273,7 +274,9 @@ def activations_stage(runtime: ModelRuntime, store: ArtifactStore, stories: Arti
         save_file(tensors, str(work / "activations.safetensors"))
         (work / "story_ids.json").write_text(json.dumps([it["id"] for it in items]))
         return {"n_stories": len(items), "n_short": result["n_short"],
-                "stories_per_emotion_min": int(result["counts"].min())}
+                "stories_per_emotion_min": int(result["counts"].min()),
+                # Lets the vectors stage give advice that fits where the stories came from.
+                "stories_file": stories.provenance["inputs"].get("source_file")}
 
     return store.get_or_build(runtime.spec.name, "activations", inputs, build, log=settings.log)
 
@@ -349,6 +352,14 @@ def vectors_stage(runtime: ModelRuntime, store: ArtifactStore, activations: Arti
         acts = load_file(str(activations.file("activations.safetensors")))
         moments = load_file(str(neutral_stats.file("neutral_moments.safetensors")))
         count = neutral_stats.provenance["result"]["n_tokens"]
+        source = activations.provenance.get("result", {}).get("stories_file")
+        empty = empty_emotions(acts["counts"], emotions)
+        if empty and source:
+            raise BadStoriesFile(
+                f"--stories-file {source!r} has no story of 50 tokens or more for "
+                f"{len(empty)} emotion(s) ({', '.join(empty[:5])}); expected at least one per "
+                "emotion, since a story is read from its 50th token on; add longer stories for "
+                "them")
         raw = center_across_emotions(emotion_means(acts["sums"], acts["counts"], emotions))
         n_layers, _, d = raw.shape
         pcs = [pca_from_moments(moments[f"sum.{i}"], moments[f"gram.{i}"], count)

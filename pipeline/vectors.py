@@ -12,22 +12,30 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.errors import BadInput
+
 VARIANCE_TO_REMOVE = 0.5
 
 
-class EmptyEmotion(ValueError):
-    pass
+class EmptyEmotion(BadInput):
+    def __init__(self, message: str, empty: Sequence[str] = ()):
+        super().__init__(message)
+        self.empty = list(empty)
+
+
+def empty_emotions(counts: np.ndarray, names: Sequence[str]) -> list[str]:
+    return [names[i] for i in np.flatnonzero(np.asarray(counts) == 0)]
 
 
 def emotion_means(sums: np.ndarray, counts: np.ndarray, names: Sequence[str]) -> np.ndarray:
     """sums [L, E, d], counts [E] -> means [L, E, d]; every emotion needs at least one story."""
-    empty = [names[i] for i in np.flatnonzero(np.asarray(counts) == 0)]
+    empty = empty_emotions(counts, names)
     if empty:
         raise EmptyEmotion(
-            f"{len(empty)} emotion(s) have no usable story: {empty[:10]}. Their stories were "
-            "missing, unparseable or shorter than 50 tokens; raise max_new_tokens, use a larger "
-            "--scale, or inspect calls-*.jsonl in the stories artifact."
-        )
+            f"{len(empty)} emotion(s) have no usable story ({empty[:10]}): their generated "
+            "stories were missing, unparseable or shorter than 50 tokens; expected at least one "
+            "story of 50 tokens or more per emotion; raise max_new_tokens, use a larger --scale "
+            "or inspect calls-*.jsonl in the stories artifact", empty)
     return sums / np.asarray(counts, dtype=np.float64)[None, :, None]
 
 

@@ -227,3 +227,22 @@ def test_the_html_row_hook_escapes_markup_in_a_test_id():
     escape_test_id(report, cells)
     assert cells[1] == ('<td class="col-testId">criteria/t.py::test[&lt;b&gt;x&lt;/b&gt;&amp;]'
                         "</td>")
+
+
+def test_a_stories_file_whose_stories_are_all_too_short_for_one_emotion_says_so(tmp_path,
+                                                                                capsys):
+    # Stories are read from their 50th token on; the advice is about the file, not about
+    # max_new_tokens or --scale, which only apply to generated stories.
+    long = " ".join(["the long road home"] * 60)
+    path = tmp_path / "short.jsonl"
+    path.write_text("\n".join(_story(e, "Too short." if e == "afraid" else long)
+                              for e in EMOTIONS), encoding="utf-8")
+    root = tmp_path / "artifacts"
+    status = main(["build", "--model", "tiny", "--scale", "smoke", "--artifact-root", str(root),
+                   "--stage", "vectors", "--stories-file", str(path)])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert status == 2, err
+    assert re.fullmatch(r"error: --stories-file 'short\.jsonl' has no story of 50 tokens or more "
+                        r"for 1 emotion\(s\) \(afraid\); expected at least one per emotion, .*; "
+                        r"add longer stories for them", err), err
+    assert not [p for p in (root / "tiny" / "vectors").iterdir() if not p.name.startswith(".")]
