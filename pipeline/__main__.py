@@ -14,8 +14,8 @@ from pathlib import Path
 from pipeline.artifacts import ArtifactStore, default_root
 from pipeline.backends import BACKENDS
 from pipeline.devices import parse_device_map
-from pipeline.models import WeightsNotFound, resolve_weights
 from pipeline.errors import BadInput
+from pipeline.models import WeightsNotFound, resolve_weights
 from pipeline.options import check_device, check_model_name, check_positive, parse_model_paths
 from pipeline.registry import get_spec, load_registry
 from pipeline.runtime import ModelRuntime
@@ -27,8 +27,8 @@ from pipeline.stages import (
     build_vectors,
     import_stories_file,
     neutral_stage,
-    read_stories_file,
     neutral_stats_stage,
+    read_stories_file,
     stories_stage,
 )
 

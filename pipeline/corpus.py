@@ -147,7 +147,7 @@ def _agreeing_prefix(items: ShardStore, calls: ShardStore) -> int:
     leaves the items store one shard ahead; anything past the agreeing prefix is redone.
     """
     n = 0
-    for item_shard, call_shard in zip(items.shards, calls.shards):
+    for item_shard, call_shard in zip(items.shards, calls.shards, strict=False):
         if item_shard["jobs"] != call_shard["jobs"]:
             break
         n += 1

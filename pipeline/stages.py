@@ -18,8 +18,8 @@ import numpy as np
 
 from pipeline.artifacts import Artifact, ArtifactStore, sha256_file
 from pipeline.backends import BACKENDS, get_backend
-from pipeline.errors import BadInput
 from pipeline.corpus import generate_corpus, neutral_jobs, story_jobs
+from pipeline.errors import BadInput
 from pipeline.generation import SamplingSettings
 from pipeline.runtime import ModelRuntime
 from pipeline.shards import ShardStore, read_records

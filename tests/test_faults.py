@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from pathlib import Path
 
 import pytest
@@ -79,7 +78,6 @@ def test_a_kill_between_the_items_and_calls_manifests_resumes_to_the_clean_bytes
 @pytest.mark.parametrize("damage", ["a changed character", "cut short", "deleted"])
 def test_a_damaged_finished_shard_is_redone_in_place_with_a_warning_naming_it(
         tmp_path, damage, clean, tiny_spec, tiny_model, tiny_tokenizer):
-    (tmp_path / "items-000001.jsonl").write_bytes(clean["items-000001.jsonl"])
     for name, data in clean.items():
         (tmp_path / name).write_bytes(data)
     shard = tmp_path / "items-000001.jsonl"
