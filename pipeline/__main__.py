@@ -16,7 +16,13 @@ from pipeline.backends import BACKENDS
 from pipeline.devices import parse_device_map
 from pipeline.errors import BadInput
 from pipeline.models import WeightsNotFound, resolve_weights
-from pipeline.options import check_device, check_model_name, check_positive, parse_model_paths
+from pipeline.options import (
+    check_artifact_root,
+    check_device,
+    check_model_name,
+    check_positive,
+    parse_model_paths,
+)
 from pipeline.registry import get_spec, load_registry
 from pipeline.runtime import ModelRuntime
 from pipeline.scale import SCALES
@@ -51,6 +57,7 @@ def build(args: argparse.Namespace) -> int:
     check_positive("--batch-size", args.batch_size)
     check_positive("--token-budget", args.token_budget)
     check_device(args.device)
+    check_artifact_root(args.artifact_root or default_root())
     parse_model_paths(args.model_path)
     if args.generator is not None:
         check_model_name("--generator", args.generator)

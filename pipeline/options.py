@@ -49,3 +49,12 @@ def check_device(device: str | None) -> None:
     except (RuntimeError, ValueError):
         raise BadInput(f"--device {device!r} is not a torch device; expected e.g. cpu, cuda, "
                        "cuda:1 or mps") from None
+
+
+def check_artifact_root(root) -> None:
+    from pathlib import Path
+
+    path = Path(root).expanduser()
+    if path.exists() and not path.is_dir():
+        raise BadInput(f"--artifact-root {str(root)!r} is a file; expected a directory for the "
+                       "artifact cache (made if missing); pass a directory path")

@@ -111,6 +111,9 @@ CLI = [
      r"--generator names 'gpt5', which is not a registered model"),
     ("device-map-junk", ["--stage", "stories", "--device-map", "everywhere"],
      r"--device-map 'everywhere' is neither a strategy .*; pass e\.g\. --device-map auto"),
+    ("artifact-root-is-a-file", ["--stage", "stories", "--artifact-root",
+                                 str(REPO_ROOT / "README.md")],
+     r"--artifact-root '.*README\.md' is a file; expected a directory"),
     ("stories-file-for-neutral", ["--stage", "neutral", "--stories-file", "x.jsonl"],
      r"--stories-file 'x\.jsonl' with --stage neutral: that stage reads no stories; expected "
      r"--stage stories, activations or vectors"),
@@ -170,6 +173,8 @@ PYTEST_OPTIONS = [
     ("rebuild-unknown-stage", "--rebuild", ["stoires"],
      r"--rebuild 'stoires' is not a stage; expected one of stories, .*; fix the stage name"),
     ("device-unknown", "--device", "banana", r"--device 'banana' is not a torch device"),
+    ("artifact-root-is-a-file", "--artifact-root", str(REPO_ROOT / "README.md"),
+     r"--artifact-root '.*README\.md' is a file; expected a directory"),
     ("stories-file-missing", "--stories-file", "/nonexistent/s.jsonl",
      r"--stories-file '/nonexistent/s\.jsonl' does not exist"),
 ]
@@ -186,6 +191,7 @@ def test_a_bad_pytest_option_is_a_usage_error_with_its_sentence(option, value, m
         "--rebuild": (options._check_rebuild,),
         "--device": (options.check_device,),
         "--stories-file": (options._check_stories_file,),
+        "--artifact-root": (options.check_artifact_root,),
     }
     check, *leading = checks[option]
     with pytest.raises(pytest.UsageError, match=message):
