@@ -38,6 +38,10 @@ PROMPT_FORMATS: tuple[str, ...] = ("chat", "raw")
 PaddingSide = Literal["left", "right"]
 
 RAW_TEMPLATE = "Human: {user}\n\nAssistant:"
+# The raw transcript's next turn. A base model continuing "Assistant:" writes its answer and then
+# invents the next "Human:" turn; generation stops there and the marker and all after it are cut,
+# as a chat model's end-of-turn token ends its answer.
+RAW_NEXT_TURN = "\n\nHuman:"
 
 # Stands in for a message's content to find where the template puts it; no template alters it.
 _SENTINEL = "@@EMOTION_SCORECARD_{role}@@"
@@ -50,6 +54,8 @@ class RenderedPrompt:
 
     `spans` holds half-open character ranges into `text`: "user" (always), "system" (when a
     system prompt was given) and "prefill" (when the assistant turn was prefilled).
+    `stop_strings`: text that ends the assistant's turn besides the end-of-turn tokens
+    (raw format: the next "Human:" turn; chat format: none, the template has its own token).
     """
 
     text: str
@@ -57,6 +63,7 @@ class RenderedPrompt:
     offsets: list[tuple[int, int]]
     read_position: int
     spans: dict[str, tuple[int, int]]
+    stop_strings: tuple[str, ...] = ()
 
     def token_span(self, name: str) -> tuple[int, int]:
         """Half-open token range of the named piece, e.g. `rendered.token_span("user")`."""
@@ -116,7 +123,38 @@ def render_prompt(
         offsets=offsets,
         read_position=len(input_ids) - 1,
         spans=spans,
+        stop_strings=(RAW_NEXT_TURN,) if fmt == "raw" else (),
     )
+
+
+def stop_key(fmt: str) -> dict[str, str]:
+    """Cache-key entry for generation in `fmt`: raw-format text now ends at the next turn (chat
+    keys are left as they were, their text is unchanged)."""
+    return {"raw_next_turn_stop": RAW_NEXT_TURN} if fmt == "raw" else {}
+
+
+def cut_at_stop_strings(
+    tokenizer: PreTrainedTokenizerBase, token_ids: Sequence[int], stop_strings: Sequence[str]
+) -> tuple[list[int], str, bool]:
+    """(tokens wholly before the first stop string, the text cut there, whether one was found).
+
+    A token that straddles the stop string's start (Qwen writes "\n\n" as one token) is dropped
+    with it: readouts average over the tokens, and none of them may carry the next turn.
+    """
+    tokens = list(token_ids)
+    text = tokenizer.decode(tokens, skip_special_tokens=True)
+    hits = [text.find(stop) for stop in stop_strings if stop and stop in text]
+    if not hits:
+        return tokens, text, False
+    cut = min(hits)
+    keep = len(tokens)
+    # Generation stops right after the marker, so only the last few tokens are walked back.
+    while keep > 0:
+        prefix = tokenizer.decode(tokens[:keep], skip_special_tokens=True)
+        if len(prefix) <= cut:
+            break
+        keep -= 1
+    return tokens[:keep], text[:cut], True
 
 
 def _render_raw(user: str, system: str | None) -> tuple[str, dict[str, tuple[int, int]]]:

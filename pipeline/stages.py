@@ -20,6 +20,7 @@ from pipeline.artifacts import Artifact, ArtifactStore, sha256_file
 from pipeline.backends import BACKENDS, get_backend
 from pipeline.corpus import generate_corpus, neutral_jobs, story_jobs
 from pipeline.generation import SamplingSettings
+from pipeline.prompts import stop_key
 from pipeline.runtime import ModelRuntime
 from pipeline.shards import ShardStore, read_records
 from pipeline.stimuli import load_emotions, stimuli_digest
@@ -88,6 +89,7 @@ def _corpus_stage(
         **_version(kind),
         "generator": generator.identity(),
         "generator_format": generator.spec.prompt_format,
+        **stop_key(generator.spec.prompt_format),
         "chat_template_args": generator.spec.chat_template_args,
         "scale": scale.describe(),
         "sampling": sampling.describe(),
