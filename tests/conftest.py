@@ -74,3 +74,9 @@ def real_tokenizer_or_skip(name: str):
 def real_tokenizer(request):
     """(name, tokenizer) for each real model tokenizer."""
     return request.param, real_tokenizer_or_skip(request.param)
+
+
+@pytest.fixture(scope="session")
+def load_real_tokenizer():
+    """`load_real_tokenizer(name)`: one real tokenizer by name, skipped (or failed in CI) as above."""
+    return real_tokenizer_or_skip

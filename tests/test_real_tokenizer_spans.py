@@ -142,3 +142,36 @@ def test_an_activity_with_no_token_of_its_own_is_refused(metaspace_tokenizer):
     start = rendered.text.index("partners")
     with pytest.raises(TokenBoundaryError, match=r"the test activity 'partners' .*' partners\?' \(token \d+"):
         text_token_span(rendered, start, start + len("partners"), what="the test activity")
+
+
+# Gemma 3's published chat template (the instruction-tuned models'; the 270M GGUF ships none),
+# condensed: a system message is folded into the first user turn, content is trimmed.
+GEMMA3_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- if messages[0]['role'] == 'system' -%}"
+    "{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}"
+    "{%- set loop_messages = messages[1:] -%}"
+    "{%- else -%}{%- set first_user_prefix = '' -%}{%- set loop_messages = messages -%}"
+    "{%- endif -%}"
+    "{%- for message in loop_messages -%}"
+    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
+    "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') }}"
+    "{{ message['content'] | trim }}{{ '<end_of_turn>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
+)
+
+
+def test_gemma3_chat_template_on_the_gemma_tokenizer(activities, load_real_tokenizer):
+    tokenizer = load_real_tokenizer("gemma3_270m")  # a fresh copy: the template is set on it
+    tokenizer.chat_template = GEMMA3_CHAT_TEMPLATE
+    rendered = render_prompt(tokenizer, "Hi there.", fmt="chat", chat_template_args={},
+                             system="Be brief.", assistant_prefill="(")
+    assert rendered.text == ("<bos><start_of_turn>user\nBe brief.\n\nHi there.<end_of_turn>\n"
+                             "<start_of_turn>model\n(")
+    assert rendered.input_ids.count(tokenizer.bos_token_id) == 1
+    assert rendered.text[slice(*rendered.spans["system"])] == "Be brief."
+    assert rendered.text[slice(*rendered.spans["user"])] == "Hi there."
+    prompts = check_all_prompts(tokenizer, activities, "chat")
+    choice = resolve_choice_tokens(tokenizer, prompts[0].rendered, fmt="chat")
+    assert (choice.a_text, choice.b_text) == ("A", "B")
