@@ -61,5 +61,6 @@ def generate_batch(
         stop = next((i for i, tok in enumerate(row) if tok in eos_ids), None)
         tokens = row if stop is None else row[:stop]
         tokens, text, hit = cut_at_stop_strings(tokenizer, tokens, prompt.stop_strings)
-        results.append(Generation(text=text, n_tokens=len(tokens), finished=stop is not None or hit))
+        results.append(Generation(text=text, n_tokens=len(tokens),
+                                  finished=stop is not None or hit))
     return results

@@ -103,7 +103,8 @@ def build_preference_prompts(
             assistant_prefill=templates.pairwise_prefill,
         )
         user_start = rendered.spans["user"][0]
-        label = f"A/B prompt {len(prompts)} (activities ranked {activities[i].rank} vs {activities[j].rank})"
+        label = (f"A/B prompt {len(prompts)} (activities ranked {activities[i].rank} vs "
+                 f"{activities[j].rank})")
         spans = []
         for option, chars in (("A", chars_a), ("B", chars_b)):
             start, end = user_start + chars[0], user_start + chars[1]

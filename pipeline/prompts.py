@@ -328,9 +328,9 @@ def text_token_span(rendered: RenderedPrompt, char_start: int, char_end: int, *,
                        if end > start and start < char_end and end > char_start]
         raise TokenBoundaryError(
             f"{what} {text[char_start:char_end]!r} has no token of its own in the prompt "
-            f"{text!r}: every token over it runs past its text ({_describe_tokens(rendered, overlapping)}); "
-            "this tokenizer fuses the text with its surroundings, so its activations cannot be read "
-            "apart from the template's"
+            f"{text!r}: every token over it runs past its text "
+            f"({_describe_tokens(rendered, overlapping)}); this tokenizer fuses the text with its "
+            "surroundings, so its activations cannot be read apart from the template's"
         )
     return inside[0], inside[-1] + 1
 

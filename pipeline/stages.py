@@ -213,7 +213,8 @@ def neutral_stats_stage(runtime: ModelRuntime, store: ArtifactStore, neutral: Ar
     from pipeline.activations import capture_neutral, tokenize_texts
 
     inputs = {**_version("neutral_stats"), "model": runtime.identity(), "neutral_key": neutral.key,
-              "max_tokens": MAX_NEUTRAL_TOKENS, "token_set": "non-special tokens after position 0 (the attention sink)"}
+              "max_tokens": MAX_NEUTRAL_TOKENS,
+              "token_set": "non-special tokens after position 0 (the attention sink)"}
 
     def build(work: Path) -> dict[str, Any]:
         items = load_items(neutral)

@@ -12,7 +12,16 @@ prefill, as the independent check of issue 12 found.
 from __future__ import annotations
 
 import pytest
-from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import (
+    Regex,
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
 from transformers import PreTrainedTokenizerFast
 
 from pipeline.activity_probes import probe_prompts
@@ -51,8 +60,8 @@ def metaspace_tokenizer(activities):
     ])
     backend.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="never")
     specials = ["<pad>", "<bos>", "<eos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
-    backend.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=3000, special_tokens=specials,
-                                                            show_progress=False))
+    trainer = trainers.BpeTrainer(vocab_size=3000, special_tokens=specials, show_progress=False)
+    backend.train_from_iterator(corpus, trainer)
     backend.post_processor = processors.TemplateProcessing(
         single="<bos> $A", special_tokens=[("<bos>", backend.token_to_id("<bos>"))])
     return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<bos>", eos_token="<eos>",
@@ -140,7 +149,8 @@ def test_an_activity_with_no_token_of_its_own_is_refused(metaspace_tokenizer):
     rendered = render_prompt(metaspace_tokenizer, "genuine partners?", fmt="raw",
                              chat_template_args={})
     start = rendered.text.index("partners")
-    with pytest.raises(TokenBoundaryError, match=r"the test activity 'partners' .*' partners\?' \(token \d+"):
+    fused = r"the test activity 'partners' .*' partners\?' \(token \d+"
+    with pytest.raises(TokenBoundaryError, match=fused):
         text_token_span(rendered, start, start + len("partners"), what="the test activity")
 
 
