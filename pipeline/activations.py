@@ -1,13 +1,20 @@
 """Residual-stream capture, reduced inside the hooks so memory never grows with the corpus.
 
-Stories: each story is tokenized on its own with one BOS (no chat template; the paper leaves
-the wrapping open). Positions are counted per row from the attention mask, BOS = position 0,
-so the story's k-th token (1-based) sits at position k. A story's representation is the mean
-over positions >= 50, i.e. from its 50th token on; BOS is never pooled. A story with fewer than
-50 tokens has no pooled token and is left out of its emotion's mean and counted as short.
+Stories: each story is tokenized on its own with the tokenizer's own special tokens (one BOS for
+most tokenizers, none for SmolLM2 or Qwen; no chat template: the paper leaves the wrapping open).
+`TokenizedText.text_start` is the number of tokens the tokenizer inserted before the text, so the
+story's k-th token (1-based) sits at position text_start + k - 1. A story's representation is the
+mean from its 50th token on. A story with fewer than 50 tokens has no pooled token and is left
+out of its emotion's mean and counted as short.
 
-Neutral dialogues: every non-special, non-pad token feeds per-layer first and second moments
-(sum, Gram matrix) for the token-level PCA, and the residual norms for mean-norm scaling.
+The attention sink: position 0 of every text, special or not, carries a residual whose norm is
+orders of magnitude above the rest (SmolLM2, which adds no BOS: about 25,000 at layer 20 against
+a median of about 238). It is never content: `content_start` (>= 1) is the first position after
+it and before which nothing is pooled, counted in the mean norm or fed to the PCA.
+
+Neutral dialogues: every non-special, non-pad token from `content_start` on feeds per-layer first
+and second moments (sum, Gram matrix) for the token-level PCA, and the residual norms for
+mean-norm scaling.
 """
 
 from __future__ import annotations
@@ -33,13 +40,38 @@ class TokenizedText:
     input_ids: list[int]
     group: int  # emotion index for stories; 0 for neutral text
     source: str  # story or dialogue id, for error messages
+    text_start: int  # tokens the tokenizer inserted before the text (1 for a BOS, 0 without)
+
+    @property
+    def content_start(self) -> int:
+        """First position after the attention sink: position 0 is never content, BOS or not."""
+        return max(self.text_start, 1)
 
 
 def tokenize_texts(tokenizer, texts: Sequence[str], groups: Sequence[int], ids: Sequence[str],
                    max_tokens: int) -> list[TokenizedText]:
     encoded = tokenizer(list(texts), add_special_tokens=True, truncation=True,
-                        max_length=max_tokens)["input_ids"]
-    return [TokenizedText(e, g, i) for e, g, i in zip(encoded, groups, ids, strict=True)]
+                        max_length=max_tokens, return_special_tokens_mask=True)
+    starts = [_leading_inserted(mask) for mask in encoded["special_tokens_mask"]]
+    return [TokenizedText(e, g, i, s)
+            for e, g, i, s in zip(encoded["input_ids"], groups, ids, starts, strict=True)]
+
+
+def _leading_inserted(special_tokens_mask: Sequence[int]) -> int:
+    # The mask marks tokens the tokenizer added itself (BOS), not special-token text in the input.
+    count = 0
+    while count < len(special_tokens_mask) and special_tokens_mask[count]:
+        count += 1
+    return count
+
+
+def pool_start(item: TokenizedText) -> int:
+    """Position of the story's POOL_FROM-th token, never before the sink is past."""
+    return max(item.text_start + POOL_FROM - 1, item.content_start)
+
+
+def _per_row(values: Sequence[int], mask: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.long)[:, None].expand_as(mask)
 
 
 def length_batches(items: Sequence[TokenizedText], token_budget: int) -> list[list[int]]:
@@ -205,7 +237,8 @@ def capture_stories(
         for batch in length_batches(items, token_budget):
             ids, mask = _pad_left([items[i].input_ids for i in batch], pad_id)
             positions = position_ids_from_mask(mask)
-            pooled = (mask.bool() & (positions >= POOL_FROM)).float()  # [B, T]
+            starts = _per_row([pool_start(items[i]) for i in batch], mask)
+            pooled = (mask.bool() & (positions >= starts)).float()  # [B, T]
             n_pooled = pooled.sum(1, keepdim=True)
             short = n_pooled.squeeze(1) == 0
             n_short += int(short.sum())
@@ -247,7 +280,10 @@ def capture_neutral(
     with layer_hooks(model, layers, acc):
         for batch in length_batches(items, token_budget):
             ids, mask = _pad_left([items[i].input_ids for i in batch], pad_id)
-            token_mask = mask.bool() & ~torch.isin(ids, special)
+            positions = position_ids_from_mask(mask)
+            starts = _per_row([items[i].content_start for i in batch], mask)
+            # The sink is dropped by position, not by id: without a BOS it is an ordinary word.
+            token_mask = mask.bool() & ~torch.isin(ids, special) & (positions >= starts)
             acc.set_batch(token_mask)
             _forward(model, ids, mask)
             _raise_if_nonfinite({k: v.reshape(1) for k, v in acc.bad.items()},

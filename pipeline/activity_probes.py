@@ -2,8 +2,9 @@
 
 Paper section 3.3: every emotion probe is read on the {activity} tokens in middle layers, and the
 probe value is correlated with the activity's Elo. Choices where the paper is silent:
-- tokens: those overlapping the activity's characters (`find_span` within the user turn), so a
-  byte-level token that carries the leading space belongs to the activity;
+- tokens: those lying within the activity's characters (`text_token_span`), so a token that
+  carries the word's leading space belongs to the activity and one fused with the template's
+  '?' (SentencePiece 'partners?') does not;
 - pooling: the residual stream is averaged over those tokens first, then compared with each
   emotion vector;
 - measure: cosine similarity, because the paper's Table 9 values (0.00-0.04) are on a cosine
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.probes import span_means
-from pipeline.prompts import RenderedPrompt, find_span, render_prompt
+from pipeline.prompts import RenderedPrompt, check_text_span, render_prompt, text_token_span
 from pipeline.stimuli import Activity, load_preference_prompt_templates, render_template
 
 
@@ -30,10 +31,15 @@ def probe_prompts(
     template = load_preference_prompt_templates().probe_user
     prompts, spans = [], []
     for activity in activities:
-        rendered = render_prompt(tokenizer, render_template(template, activity=activity.text),
-                                 fmt=fmt, chat_template_args=chat_template_args)
+        user = render_template(template, activity=activity.text)
+        rendered = render_prompt(tokenizer, user, fmt=fmt, chat_template_args=chat_template_args)
+        start = rendered.spans["user"][0] + user.index(activity.text)
+        end = start + len(activity.text)
+        what = f"the activity of probe prompt {len(prompts)} (activity ranked {activity.rank})"
+        span = text_token_span(rendered, start, end, what=what)
+        check_text_span(rendered, span, start, end, what=what)
         prompts.append(rendered)
-        spans.append(find_span(rendered, activity.text, within="user"))
+        spans.append(span)
     return prompts, spans
 
 

@@ -29,7 +29,7 @@ from pipeline.blackmail_judge import (
 from pipeline.blackmail_scenario import Scenario, load_scenario, render_scenario
 from pipeline.mirroring import POSITIONS, SENTENCE_END, last_char_token
 from pipeline.probes import span_means
-from pipeline.prompts import RenderedPrompt, render_prompt
+from pipeline.prompts import RenderedPrompt, render_prompt, stop_key
 from pipeline.runtime import ModelRuntime
 from pipeline.shards import ShardStore, read_records
 from pipeline.stages import EmotionVectors, StageSettings
@@ -87,6 +87,7 @@ def _extended(prompt: RenderedPrompt, tokens: Sequence[int], text: str) -> Rende
         offsets=[*prompt.offsets, *[(end, end)] * len(tokens)],
         read_position=len(prompt.input_ids) + len(tokens) - 1,
         spans=dict(prompt.spans),
+        stop_strings=prompt.stop_strings,
     )
 
 
@@ -104,6 +105,7 @@ def mirroring_stage(
         **_version("mirroring"),
         "model": runtime.identity(),
         "prompt_format": spec.prompt_format,
+        **stop_key(spec.prompt_format),
         "chat_template_args": spec.chat_template_args,
         "layer": spec.analysis_layer,
         "config": config.describe(),
@@ -272,6 +274,7 @@ def rollouts_stage(
         **_version("blackmail_rollouts"),
         "model": runtime.identity(),
         "prompt_format": spec.prompt_format,
+        **stop_key(spec.prompt_format),
         "chat_template_args": spec.chat_template_args,
         "steering_layers": layers,
         "vectors_key": vectors.key,
@@ -395,6 +398,7 @@ def judgments_stage(
     if config.method == "llm":
         inputs["judge_model"] = judge.identity()
         inputs["judge_format"] = judge.spec.prompt_format
+        inputs.update(stop_key(judge.spec.prompt_format))
         inputs["judge_chat_template_args"] = judge.spec.chat_template_args
 
     def build(work: Path) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from pipeline.devices import decoding_threads, input_device
-from pipeline.prompts import RenderedPrompt, batch_encode
+from pipeline.prompts import RenderedPrompt, batch_encode, cut_at_stop_strings
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class SamplingSettings:
 class Generation:
     text: str  # decoded continuation, special tokens removed
     n_tokens: int
-    finished: bool  # stopped on an end-of-turn token rather than the length limit
+    finished: bool  # stopped on an end-of-turn token or stop string, not the length limit
 
 
 def generate_batch(
@@ -43,6 +43,10 @@ def generate_batch(
     torch.manual_seed(seed)
     eos = model.generation_config.eos_token_id
     eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    stop_strings = sorted({stop for prompt in prompts for stop in prompt.stop_strings})
+    # The raw format's next "Human:" turn ends a base model's answer (transformers stops a row
+    # once its text ends in a stop string); the marker and what follows are cut below.
+    stopping = {"stop_strings": stop_strings, "tokenizer": tokenizer} if stop_strings else {}
     with decoding_threads(model, device), torch.inference_mode():
         output = model.generate(
             input_ids=input_ids,
@@ -53,19 +57,16 @@ def generate_batch(
             top_p=settings.top_p if settings.do_sample else None,
             top_k=settings.top_k if settings.do_sample else None,
             pad_token_id=tokenizer.pad_token_id,
+            **stopping,
         )
     new = output[:, input_ids.shape[1] :].tolist()
     results = []
-    for row in new:
+    for row, prompt in zip(new, prompts, strict=True):
         stop = next((i for i, tok in enumerate(row) if tok in eos_ids), None)
         tokens = row if stop is None else row[:stop]
-        results.append(
-            Generation(
-                text=tokenizer.decode(tokens, skip_special_tokens=True),
-                n_tokens=len(tokens),
-                finished=stop is not None,
-            )
-        )
+        tokens, text, hit = cut_at_stop_strings(tokenizer, tokens, prompt.stop_strings)
+        results.append(Generation(text=text, n_tokens=len(tokens),
+                                  finished=stop is not None or hit))
     return results
 
 

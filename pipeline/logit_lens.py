@@ -22,20 +22,45 @@ VALENCE_PAIRS = (
 TOP_K = 20
 
 
+# Word-boundary markers of the tokenizer families in use: byte-level BPE (GPT-2, Llama 3, Qwen,
+# SmolLM2) writes a leading space as 'Ġ', SentencePiece/Metaspace (Gemma, Llama 2) as '▁'.
+WORD_BOUNDARY = ("Ġ", "▁")
+
+
 @dataclass(frozen=True)
 class OwnToken:
     emotion: str
-    ids: tuple[int, ...]  # first token of the word, with and without a leading space
-    multi_token: bool  # the word (either spelling) spans several tokens: V1 uses its first
+    ids: tuple[int, ...]  # the word's whole-word token (leading space), or () when it has none
+
+    @property
+    def single_token(self) -> bool:
+        return bool(self.ids)
+
+
+def whole_word_token(tokenizer, word: str) -> int | None:
+    """The one token that spells `word` as a whole word after a space, else None.
+
+    " word" must encode to a single token, or (tokenizers that add their own dummy prefix)
+    "word" to a single token that starts with a boundary marker. The first token of a longer
+    encoding is never accepted: it is a fragment ('s', 'g', 'dis') shared by several emotions
+    and by unrelated words, so matching it counts hits that are not the emotion's word.
+    """
+    for text in (" " + word, word):
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        if len(ids) != 1:
+            continue
+        piece = tokenizer.convert_ids_to_tokens(ids[0])
+        spaced = text.startswith(" ") or piece.startswith(WORD_BOUNDARY)
+        if spaced and tokenizer.decode(ids).strip() == word:
+            return int(ids[0])
+    return None
 
 
 def own_tokens(tokenizer, emotions: Sequence[str]) -> list[OwnToken]:
     result = []
     for emotion in emotions:
-        spellings = [tokenizer.encode(text, add_special_tokens=False)
-                     for text in (emotion, " " + emotion)]
-        ids = tuple(dict.fromkeys(s[0] for s in spellings if s))
-        result.append(OwnToken(emotion, ids, any(len(s) > 1 for s in spellings)))
+        token = whole_word_token(tokenizer, emotion)
+        result.append(OwnToken(emotion, () if token is None else (token,)))
     return result
 
 
@@ -45,7 +70,8 @@ def direct_logits(unembedding: np.ndarray, vectors: np.ndarray) -> np.ndarray:
 
 
 def own_token_hits(logits: np.ndarray, tokens: Sequence[OwnToken], k: int = TOP_K) -> np.ndarray:
-    """[E] bool: the emotion's own (first) token is among its vector's top-k logits."""
+    """[E] bool: the emotion's whole-word token is among its vector's top-k logits (an emotion
+    without one cannot hit)."""
     top = np.argpartition(-logits, k - 1, axis=1)[:, :k]
     return np.array([bool(set(t.ids) & set(row.tolist())) for t, row in zip(tokens, top,
                                                                           strict=True)])

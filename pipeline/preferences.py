@@ -31,9 +31,11 @@ from pipeline.hooks import additive_steering, check_layers, hidden_of
 from pipeline.prompts import (
     RenderedPrompt,
     batch_encode,
-    char_span_to_token_span,
+    check_prefill_boundary,
+    check_text_span,
     position_ids_from_mask,
     render_prompt,
+    text_token_span,
 )
 from pipeline.stimuli import Activity, load_preference_prompt_templates
 
@@ -101,10 +103,17 @@ def build_preference_prompts(
             assistant_prefill=templates.pairwise_prefill,
         )
         user_start = rendered.spans["user"][0]
-        span_a = char_span_to_token_span(rendered.offsets, user_start + chars_a[0],
-                                         user_start + chars_a[1])
-        span_b = char_span_to_token_span(rendered.offsets, user_start + chars_b[0],
-                                         user_start + chars_b[1])
+        label = (f"A/B prompt {len(prompts)} (activities ranked {activities[i].rank} vs "
+                 f"{activities[j].rank})")
+        spans = []
+        for option, chars in (("A", chars_a), ("B", chars_b)):
+            start, end = user_start + chars[0], user_start + chars[1]
+            what = f"option {option} of {label}"
+            span = text_token_span(rendered, start, end, what=what)
+            check_text_span(rendered, span, start, end, what=what)
+            spans.append(span)
+        check_prefill_boundary(rendered, what=label)
+        span_a, span_b = spans
         prompts.append(PreferencePrompt(i, j, rendered, span_a, span_b))
     return prompts
 

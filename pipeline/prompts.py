@@ -38,6 +38,10 @@ PROMPT_FORMATS: tuple[str, ...] = ("chat", "raw")
 PaddingSide = Literal["left", "right"]
 
 RAW_TEMPLATE = "Human: {user}\n\nAssistant:"
+# The raw transcript's next turn. A base model continuing "Assistant:" writes its answer and then
+# invents the next "Human:" turn; generation stops there and the marker and all after it are cut,
+# as a chat model's end-of-turn token ends its answer.
+RAW_NEXT_TURN = "\n\nHuman:"
 
 # Stands in for a message's content to find where the template puts it; no template alters it.
 _SENTINEL = "@@EMOTION_SCORECARD_{role}@@"
@@ -50,6 +54,8 @@ class RenderedPrompt:
 
     `spans` holds half-open character ranges into `text`: "user" (always), "system" (when a
     system prompt was given) and "prefill" (when the assistant turn was prefilled).
+    `stop_strings`: text that ends the assistant's turn besides the end-of-turn tokens
+    (raw format: the next "Human:" turn; chat format: none, the template has its own token).
     """
 
     text: str
@@ -57,6 +63,10 @@ class RenderedPrompt:
     offsets: list[tuple[int, int]]
     read_position: int
     spans: dict[str, tuple[int, int]]
+    stop_strings: tuple[str, ...] = ()
+    # Where the prompt ends and the assistant's prefill begins, the raw format's separating space
+    # included (None without a prefill): no token may run across it (`check_prefill_boundary`).
+    prompt_end: int | None = None
 
     def token_span(self, name: str) -> tuple[int, int]:
         """Half-open token range of the named piece, e.g. `rendered.token_span("user")`."""
@@ -116,7 +126,39 @@ def render_prompt(
         offsets=offsets,
         read_position=len(input_ids) - 1,
         spans=spans,
+        stop_strings=(RAW_NEXT_TURN,) if fmt == "raw" else (),
+        prompt_end=len(prompt) if assistant_prefill else None,
     )
+
+
+def stop_key(fmt: str) -> dict[str, str]:
+    """Cache-key entry for generation in `fmt`: raw-format text now ends at the next turn (chat
+    keys are left as they were, their text is unchanged)."""
+    return {"raw_next_turn_stop": RAW_NEXT_TURN} if fmt == "raw" else {}
+
+
+def cut_at_stop_strings(
+    tokenizer: PreTrainedTokenizerBase, token_ids: Sequence[int], stop_strings: Sequence[str]
+) -> tuple[list[int], str, bool]:
+    """(tokens wholly before the first stop string, the text cut there, whether one was found).
+
+    A token that straddles the stop string's start (Qwen writes "\n\n" as one token) is dropped
+    with it: readouts average over the tokens, and none of them may carry the next turn.
+    """
+    tokens = list(token_ids)
+    text = tokenizer.decode(tokens, skip_special_tokens=True)
+    hits = [text.find(stop) for stop in stop_strings if stop and stop in text]
+    if not hits:
+        return tokens, text, False
+    cut = min(hits)
+    keep = len(tokens)
+    # Generation stops right after the marker, so only the last few tokens are walked back.
+    while keep > 0:
+        prefix = tokenizer.decode(tokens[:keep], skip_special_tokens=True)
+        if len(prefix) <= cut:
+            break
+        keep -= 1
+    return tokens[:keep], text[:cut], True
 
 
 def _render_raw(user: str, system: str | None) -> tuple[str, dict[str, tuple[int, int]]]:
@@ -245,6 +287,90 @@ def char_span_to_token_span(
             f"{max((end for _, end in offsets), default=0)} characters long as tokenized"
         )
     return hits[0], hits[-1] + 1
+
+
+class TokenBoundaryError(ValueError):
+    """A piece of the prompt (an activity, the prefill) does not start or end on a token boundary
+    in a way the readout can use."""
+
+
+def _describe_tokens(rendered: RenderedPrompt, indices: Sequence[int]) -> str:
+    return ", ".join(
+        f"{rendered.text[slice(*rendered.offsets[i])]!r} (token {i}, chars {rendered.offsets[i]})"
+        for i in indices
+    )
+
+
+def text_token_span(rendered: RenderedPrompt, char_start: int, char_end: int, *,
+                    what: str) -> tuple[int, int]:
+    """Half-open token range of the tokens that belong to the text at [char_start, char_end).
+
+    Read from the offsets: a token belongs when it lies wholly inside the text, its first token
+    also when it starts on the whitespace just before it (the word's own space, 'Ġwalk' or
+    '▁walk'). A token that runs past either end is not the text's alone and is left out: a
+    SentencePiece/Metaspace tokenizer that does not split punctuation writes 'partners?' as one
+    token, whose residual belongs to the template's '?' as much as to the activity. `what` names
+    the text in the error raised when no token is left.
+    """
+    text = rendered.text
+    if not 0 <= char_start < char_end <= len(text):
+        raise ValueError(
+            f"character span ({char_start}, {char_end}) of {what} is empty or outside the "
+            f"{len(text)}-character prompt"
+        )
+    lead = char_start
+    while lead > 0 and text[lead - 1].isspace():
+        lead -= 1
+    inside = [i for i, (start, end) in enumerate(rendered.offsets)
+              if end > start and start >= lead and end <= char_end and end > char_start]
+    if not inside:
+        overlapping = [i for i, (start, end) in enumerate(rendered.offsets)
+                       if end > start and start < char_end and end > char_start]
+        raise TokenBoundaryError(
+            f"{what} {text[char_start:char_end]!r} has no token of its own in the prompt "
+            f"{text!r}: every token over it runs past its text "
+            f"({_describe_tokens(rendered, overlapping)}); this tokenizer fuses the text with its "
+            "surroundings, so its activations cannot be read apart from the template's"
+        )
+    return inside[0], inside[-1] + 1
+
+
+def check_text_span(rendered: RenderedPrompt, span: tuple[int, int], char_start: int,
+                    char_end: int, *, what: str) -> None:
+    """Raise unless every token of `span` lies within the text at [char_start, char_end) (its
+    first token may start on the whitespace before it) and the span is not empty."""
+    lead = char_start
+    while lead > 0 and rendered.text[lead - 1].isspace():
+        lead -= 1
+    t0, t1 = span
+    bad = [i for i in range(t0, t1)
+           if not lead <= rendered.offsets[i][0] <= rendered.offsets[i][1] <= char_end]
+    if t1 <= t0 or bad:
+        raise TokenBoundaryError(
+            f"the token span {span} of {what} {rendered.text[char_start:char_end]!r} "
+            + (f"includes tokens outside its text: {_describe_tokens(rendered, bad)}"
+               if bad else "is empty")
+            + f", in the prompt {rendered.text!r}"
+        )
+
+
+def check_prefill_boundary(rendered: RenderedPrompt, *, what: str = "the prompt") -> None:
+    """Raise unless the prefill starts on a token boundary: no token runs from the prompt into the
+    prefill (chat: "\n(" as one token), so the read position is the prefill's own token."""
+    if rendered.prompt_end is None or "prefill" not in rendered.spans:
+        return
+    boundary, prefill_start = rendered.prompt_end, rendered.spans["prefill"][0]
+    # A token may start on the raw format's separating space and run into the prefill (" ("), but
+    # none may start inside the prompt and run past its end.
+    fused = [i for i, (start, end) in enumerate(rendered.offsets)
+             if end > start and start < boundary and end > boundary
+             or start < prefill_start < end and start < boundary]
+    if fused:
+        raise TokenBoundaryError(
+            f"the prefill {rendered.text[prefill_start:]!r} of {what} does not start on a token "
+            f"boundary: {_describe_tokens(rendered, fused)} runs from the prompt into it, so the "
+            f"read position is not the prefill's own token; prompt {rendered.text!r}"
+        )
 
 
 def find_span(

@@ -32,7 +32,7 @@ from pipeline.stimuli import (
 )
 
 READOUTS_VERSION = 1
-LOGIT_LENS_VERSION = 1
+LOGIT_LENS_VERSION = 2  # 2: own token = whole-word token only, never a first fragment
 
 
 @dataclass(frozen=True)
@@ -140,11 +140,11 @@ def logit_lens_stage(runtime: ModelRuntime, store: ArtifactStore, vectors: Emoti
         payload = {
             "emotions": list(vectors.emotions),
             "own_tokens": [{"emotion": t.emotion, "ids": list(t.ids),
-                            "multi_token": t.multi_token} for t in tokens],
+                            "single_token": t.single_token} for t in tokens],
             "layers": layers,
         }
         (work / "logit_lens.json").write_text(json.dumps(payload, ensure_ascii=False))
-        return {"n_multi_token": sum(t.multi_token for t in tokens)}
+        return {"n_single_token": sum(t.single_token for t in tokens)}
 
     return store.get_or_build(runtime.spec.name, "logit_lens", inputs, build, log=settings.log)
 

@@ -79,17 +79,18 @@ STEERING_METHOD = (
 def v1_row(model: str, logit_lens: dict[str, Any], layer: int) -> CriterionResult:
     hits = np.array(logit_lens["layers"][layer]["hits"], dtype=float)  # [E]
     emotions = logit_lens["emotions"]
-    n_multi = sum(t["multi_token"] for t in logit_lens["own_tokens"])
+    n_single = sum(t["single_token"] for t in logit_lens["own_tokens"])
     found = [e for e, h in zip(emotions, hits, strict=True) if h]
     return judge(
         "V1", model, hits.sum(), bootstrap_ci(np.sum, hits),
         value_text=f"{int(hits.sum())}/{len(hits)}",
         explanation=(f"Own word in the top-{TOP_K} of W_U.v at layer {layer} for "
                      f"{', '.join(found[:8]) or 'no emotion'}{' ...' if len(found) > 8 else ''}; "
-                     f"{n_multi} emotions are several tokens long and are matched on their first "
-                     "token (with or without a leading space)."),
+                     f"{n_single} of {len(hits)} emotions are a single whole-word token (with a "
+                     "leading space) for this tokenizer; the other "
+                     f"{len(hits) - n_single} have no own token and cannot hit."),
         method="denoised vectors, W_U . v without the final norm",
-        details={"layer": layer, "hits": found, "n_multi_token": n_multi},
+        details={"layer": layer, "hits": found, "n_single_token": n_single},
     )
 
 

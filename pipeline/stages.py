@@ -21,6 +21,7 @@ from pipeline.backends import BACKENDS, get_backend
 from pipeline.corpus import generate_corpus, neutral_jobs, story_jobs
 from pipeline.errors import BadInput
 from pipeline.generation import SamplingSettings
+from pipeline.prompts import stop_key
 from pipeline.runtime import ModelRuntime
 from pipeline.shards import ShardStore, read_records
 from pipeline.stimuli import load_emotions, stimuli_digest
@@ -35,7 +36,9 @@ from pipeline.vectors import (
 
 # Bump a stage's version when its code changes what it produces: old artifacts become misses.
 # stories/neutral 3: one seed per job (was per batch), sampled by steered_generation's decoder.
-STAGE_VERSIONS = {"stories": 3, "neutral": 3, "activations": 1, "neutral_stats": 1, "vectors": 1}
+# activations 2, neutral_stats 2: the attention sink (position 0, BOS or not) is left out of
+# pooling, the neutral moments and the mean norm, and pooling counts from where the text starts.
+STAGE_VERSIONS = {"stories": 3, "neutral": 3, "activations": 2, "neutral_stats": 2, "vectors": 1}
 STAGES = tuple(STAGE_VERSIONS)
 MAX_STORY_TOKENS = 1024
 MAX_NEUTRAL_TOKENS = 2048
@@ -105,6 +108,7 @@ def _corpus_stage(
         **_version(kind),
         "generator": generator.identity(),
         "generator_format": generator.spec.prompt_format,
+        **stop_key(generator.spec.prompt_format),
         "chat_template_args": generator.spec.chat_template_args,
         "scale": scale.describe(),
         "sampling": sampling.describe(),
@@ -253,6 +257,7 @@ def activations_stage(runtime: ModelRuntime, store: ArtifactStore, stories: Arti
         "model": runtime.identity(),
         "stories_key": stories.key,
         "pool_from": 50,
+        "pool_rule": "from the text's 50th token; position 0 (the attention sink) never",
         "max_story_tokens": MAX_STORY_TOKENS,
         "keep_layer": runtime.spec.analysis_layer,
         "stimuli": {"emotions": stimuli_digest("emotions")},
@@ -288,7 +293,8 @@ def neutral_stats_stage(runtime: ModelRuntime, store: ArtifactStore, neutral: Ar
     from pipeline.activations import capture_neutral, tokenize_texts
 
     inputs = {**_version("neutral_stats"), "model": runtime.identity(), "neutral_key": neutral.key,
-              "max_tokens": MAX_NEUTRAL_TOKENS, "token_set": "all non-special tokens"}
+              "max_tokens": MAX_NEUTRAL_TOKENS,
+              "token_set": "non-special tokens after position 0 (the attention sink)"}
 
     def build(work: Path) -> dict[str, Any]:
         items = load_items(neutral)

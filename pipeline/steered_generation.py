@@ -22,7 +22,12 @@ import torch
 
 from pipeline.devices import decoding_threads
 from pipeline.hooks import additive_steering
-from pipeline.prompts import RenderedPrompt, batch_encode, position_ids_from_mask
+from pipeline.prompts import (
+    RenderedPrompt,
+    batch_encode,
+    cut_at_stop_strings,
+    position_ids_from_mask,
+)
 
 
 @dataclass(frozen=True)
@@ -57,9 +62,11 @@ class DecodeSettings:
 
 @dataclass(frozen=True)
 class Rollout:
-    token_ids: tuple[int, ...]  # generated tokens, the stop token excluded
+    # Generated tokens, the stop token excluded; with a stop string (the raw format's next
+    # "Human:" turn), only the tokens wholly before it, and `text` cut where it starts.
+    token_ids: tuple[int, ...]
     text: str  # decoded, special tokens removed
-    finished: bool  # stopped on an end-of-sequence token rather than the length limit
+    finished: bool  # stopped on an end-of-sequence token or stop string, not the length limit
     seed: int | None
 
     @property
@@ -120,12 +127,22 @@ def decode(
     steering: Mapping[int, torch.Tensor] | None = None,
     share_prefill: bool = True,
     return_logits: bool = False,
+    stop_strings: Sequence[str] = (),
+    tokenizer=None,
 ) -> DecodeOutput:
     """Decode from a left-padded batch (input_ids, attention_mask: [B, T]) with the KV cache.
 
     `steering` maps a decoder layer to the vector [d] added to its output at every position of
-    every forward call (None or empty: no hook at all).
+    every forward call (None or empty: no hook at all). A row also stops once its decoded text
+    contains one of `stop_strings` (needs `tokenizer`); its length then counts every token up to
+    and including the one that completed it, for `cut_at_stop_strings` to cut.
     """
+    if stop_strings and tokenizer is None:
+        raise ValueError("stop_strings need the tokenizer to decode with; pass tokenizer=")
+    # A stop string ends in the newest token, and each of its characters comes from a token of
+    # the window, so decoding this many trailing tokens per step is enough to see it.
+    window = max((len(stop) for stop in stop_strings), default=0) + 2
+    history: list[list[int]] = [[] for _ in range(input_ids.shape[0])]
     batch = input_ids.shape[0]
     if seeds is not None and len(seeds) != batch:
         raise ValueError(f"got {len(seeds)} seeds for {batch} rows; pass one seed per row")
@@ -172,8 +189,20 @@ def decode(
             stopped = torch.isin(token, stop_ids) & ~done  # [B] rows ending at this step
             for row in stopped.nonzero().flatten().tolist():  # one device sync per step
                 lengths[row] = step
+            if stop_strings:
+                for row, (tok, row_done) in enumerate(zip(token.tolist(), (done | stopped).tolist(),
+                                                          strict=True)):
+                    if row_done:
+                        continue
+                    history[row].append(tok)
+                    tail = tokenizer.decode(history[row][-window:], skip_special_tokens=True)
+                    if any(stop in tail for stop in stop_strings):
+                        lengths[row] = step + 1
+                        stopped[row] = True
             done |= stopped
-            token = torch.where(done, torch.full_like(token, pad_id), token)
+            # Rows done before this step write pad; a row stopped by a string keeps its token.
+            token = torch.where(done & ~stopped | torch.isin(token, stop_ids) & stopped,
+                                torch.full_like(token, pad_id), token)
             steps.append(token)
             if bool(done.all()) or step == settings.max_new_tokens - 1:
                 break
@@ -217,6 +246,13 @@ def generate(
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start : start + batch_size]
         chunk_seeds = None if seeds is None else list(seeds[start : start + batch_size])
+        stops = {prompt.stop_strings for prompt in chunk}
+        if len(stops) > 1:
+            raise ValueError(
+                f"prompts of one batch end their turn differently ({sorted(stops)}); render "
+                "every prompt of a generate() call in one prompt format"
+            )
+        stop_strings = stops.pop()
         ids, mask, _ = batch_encode(chunk, tokenizer.pad_token_id, side="left")
         result = decode(
             model,
@@ -227,14 +263,17 @@ def generate(
             pad_id=tokenizer.pad_token_id,
             seeds=chunk_seeds,
             steering=steering,
+            stop_strings=stop_strings,
+            tokenizer=tokenizer,
         )
         for row in range(len(chunk)):
-            tokens = tuple(int(t) for t in result.tokens[row, : result.lengths[row]])
+            tokens = [int(t) for t in result.tokens[row, : result.lengths[row]]]
+            tokens, text, hit = cut_at_stop_strings(tokenizer, tokens, stop_strings)
             rollouts.append(
                 Rollout(
-                    token_ids=tokens,
-                    text=tokenizer.decode(list(tokens), skip_special_tokens=True),
-                    finished=result.finished[row],
+                    token_ids=tuple(tokens),
+                    text=text,
+                    finished=result.finished[row] or hit,
                     seed=None if chunk_seeds is None else int(chunk_seeds[row]),
                 )
             )

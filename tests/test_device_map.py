@@ -72,7 +72,7 @@ def test_the_device_map_puts_accelerate_hooks_on_every_layer_and_offloads_weight
 def test_story_capture_sums_agree_with_the_undispatched_model(dispatched, tiny_model,
                                                                tiny_tokenizer):
     base = tiny_tokenizer(" ".join([WORDS] * 20))["input_ids"]
-    items = [TokenizedText(base[:n], g, f"s{i}")
+    items = [TokenizedText(base[:n], g, f"s{i}", 1)
              for i, (n, g) in enumerate(zip([60, 75, 120, 90, 140], [0, 1, 1, 2, 0], strict=True))]
     kwargs = dict(n_groups=3, pad_id=tiny_tokenizer.pad_token_id, token_budget=300, keep_layer=1)
     expected = capture_stories(tiny_model, items, **kwargs)
@@ -88,7 +88,7 @@ def test_story_capture_sums_agree_with_the_undispatched_model(dispatched, tiny_m
 def test_neutral_moments_and_mean_norms_agree_with_the_undispatched_model(dispatched, tiny_model,
                                                                           tiny_tokenizer):
     base = tiny_tokenizer(" ".join([WORDS] * 6))["input_ids"]
-    items = [TokenizedText(base[:n], 0, f"n{i}") for i, n in enumerate([30, 55, 80])]
+    items = [TokenizedText(base[:n], 0, f"n{i}", 1) for i, n in enumerate([30, 55, 80])]
     kwargs = dict(special_ids=set(tiny_tokenizer.all_special_ids),
                   pad_id=tiny_tokenizer.pad_token_id, token_budget=200, pca_layers=[1, 2])
     expected = capture_neutral(tiny_model, items, **kwargs)

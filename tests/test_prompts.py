@@ -397,7 +397,8 @@ def test_template_that_repeats_the_bos_every_turn_renders(real_tokenizer):
 
 def test_a_leading_double_bos_is_still_refused(real_tokenizer):
     name, tok = real_tokenizer
-    if tok.bos_token is None or tok("x", add_special_tokens=True)["input_ids"][0] != tok.bos_token_id:
+    first = tok("x", add_special_tokens=True)["input_ids"][0]
+    if tok.bos_token is None or first != tok.bos_token_id:
         pytest.skip(f"{name}'s tokenizer inserts no BOS, so no double BOS can arise")
     # Raw format adds the tokenizer's BOS; a system prompt that starts with the BOS text makes two.
     with pytest.raises(ValueError, match="starts with two BOS tokens"):

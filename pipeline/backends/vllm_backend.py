@@ -24,7 +24,7 @@ from typing import Any
 from pipeline.backends import BackendUnavailable, check_n, check_seeds
 from pipeline.generation import Generation, SamplingSettings
 from pipeline.models import WeightsLocation
-from pipeline.prompts import RenderedPrompt
+from pipeline.prompts import RenderedPrompt, cut_at_stop_strings
 from pipeline.registry import ModelSpec
 
 # vLLM reserves KV-cache room for at least one sequence of max_model_len tokens; a story call
@@ -65,12 +65,19 @@ def eos_token_ids(location: WeightsLocation, tokenizer: Any) -> list[int]:
 
 
 def to_generations(
-    outputs: Iterable[Any], tokenizer: Any, eos_ids: Sequence[int], n: int
+    outputs: Iterable[Any], tokenizer: Any, eos_ids: Sequence[int], n: int,
+    stop_strings: Sequence[Sequence[str]] | None = None,
 ) -> list[list[Generation]]:
-    """vLLM RequestOutputs (one per prompt, `n` CompletionOutputs each) -> Generations."""
+    """vLLM RequestOutputs (one per prompt, `n` CompletionOutputs each) -> Generations.
+
+    `stop_strings[i]` (the raw format's next "Human:" turn) cuts prompt i's samples where it
+    starts, by the rule transformers generation uses (vLLM does not detokenize, so it cannot stop
+    at the string itself: the tokens after it are sampled and dropped).
+    """
     stops = set(eos_ids)
     result = []
-    for request in outputs:
+    for index, request in enumerate(outputs):
+        strings = () if stop_strings is None else tuple(stop_strings[index])
         samples = sorted(request.outputs, key=lambda sample: sample.index)
         if len(samples) != n:
             raise RuntimeError(f"vLLM returned {len(samples)} samples for a prompt; asked for {n}")
@@ -79,11 +86,12 @@ def to_generations(
             ids = list(sample.token_ids)
             stop = next((i for i, token in enumerate(ids) if token in stops), None)
             tokens = ids if stop is None else ids[:stop]
+            tokens, text, hit = cut_at_stop_strings(tokenizer, tokens, strings)
             row.append(Generation(
-                text=tokenizer.decode(tokens, skip_special_tokens=True),
+                text=text,
                 n_tokens=len(tokens),
                 # vLLM may leave the stop id out of token_ids; its finish_reason still says so.
-                finished=stop is not None or sample.finish_reason == "stop",
+                finished=stop is not None or sample.finish_reason == "stop" or hit,
             ))
         result.append(row)
     return result
@@ -151,7 +159,8 @@ class VLLMBackend:
             seeds = [seed + i * n for i in range(len(prompts))]
         params = [self._params(settings, int(s), n) for s in seeds]
         outputs = self.llm.generate(requests, sampling_params=params, use_tqdm=False)
-        return to_generations(outputs, self.tokenizer, self.eos_ids, n)
+        return to_generations(outputs, self.tokenizer, self.eos_ids, n,
+                              [p.stop_strings for p in prompts])
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "vllm": getattr(self._vllm, "__version__", "unknown"),
