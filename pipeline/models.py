@@ -1,21 +1,36 @@
 """Finding and loading model weights, offline and safetensors-only.
 
 Search order for a model's weights directory:
-1. `--model-path NAME=DIR` (passed in as `explicit`),
-2. the environment variable `EMOTION_SCORECARD_MODEL_<NAME>`,
+1. `--model-path NAME=DIR` or `NAME=FILE.gguf` (passed in as `explicit`),
+2. the environment variable `EMOTION_SCORECARD_MODEL_<NAME>` (a directory or a .gguf file),
 3. the registry's `local_dir` (shipped tiny models),
-4. the local Hugging Face cache (`local_files_only`; nothing is downloaded).
+4. for a model with a packaged GGUF (registry `gguf` table), its converted copy in the artifact
+   cache, left there by `python -m pipeline fetch-models`,
+5. otherwise the local Hugging Face cache (`local_files_only`; nothing is downloaded).
+
+A GGUF file is converted once into float32 safetensors in the artifact cache, keyed by the
+file's sha256 (pipeline/gguf.py); the converted directory is what gets loaded and fingerprinted.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline import REPO_ROOT
+from pipeline.gguf import (
+    GgufError,
+    convert_gguf,
+    fetched_gguf_path,
+    find_converted,
+    gguf_problem,
+    is_gguf_path,
+)
 from pipeline.registry import ModelSpec
 
 # Files up to this size are hashed whole; larger shards are fingerprinted by their safetensors
@@ -32,19 +47,26 @@ class WeightsNotFound(FileNotFoundError):
         self.spec = spec
         self.searched = searched
         lines = "\n".join(f"  - {s}" for s in searched)
+        if spec.gguf is not None:
+            fix = (f"Fetch and convert them with `python -m pipeline fetch-models {spec.name}` "
+                   f"(downloads {spec.gguf.describe_packages()}), or pass "
+                   f"`--model-path {spec.name}=/path/to/dir-or-file.gguf`.")
+        else:
+            fix = (f"Provide them with `--model-path {spec.name}=/path/to/dir` (or a .gguf "
+                   f"file), or set {spec.env_var}=/path/to/dir, or download {spec.hf_id} into "
+                   "the Hugging Face cache (`huggingface-cli download " + spec.hf_id + "`) on a "
+                   "machine with network.")
         super().__init__(
             f"no weights for model '{spec.name}' ({spec.hf_id}, revision {spec.revision}). "
-            f"Searched:\n{lines}\n"
-            f"Provide them with `--model-path {spec.name}=/path/to/dir`, or set "
-            f"{spec.env_var}=/path/to/dir, or download {spec.hf_id} into the Hugging Face "
-            "cache (`huggingface-cli download " + spec.hf_id + "`) on a machine with network."
+            f"Searched:\n{lines}\n{fix}"
         )
 
 
 @dataclass(frozen=True)
 class WeightsLocation:
     path: Path
-    source: str  # "option", "env", "shipped" or "hf-cache"
+    source: str  # "option", "env", "shipped", "packaged-gguf" or "hf-cache"
+    gguf_sha256: str | None = None  # the GGUF file the directory was converted from, if any
 
 
 def _check_weights_dir(path: Path) -> str | None:
@@ -60,7 +82,39 @@ def _check_weights_dir(path: Path) -> str | None:
     return None
 
 
-def resolve_weights(spec: ModelSpec, explicit: dict[str, str] | None = None) -> WeightsLocation:
+def _gguf_location(spec: ModelSpec, source: str, path: Path, artifact_root: Path,
+                   searched: list[str], log: Callable[[str], None]) -> WeightsLocation:
+    """Convert (or find converted) an explicitly given GGUF file; a bad one is an error."""
+    problem = gguf_problem(path)
+    if problem is None:
+        try:
+            directory = convert_gguf(path, artifact_root, log=log)
+        except GgufError as exc:
+            problem = str(exc)
+        else:
+            problem = _check_weights_dir(directory)
+            if problem is None:
+                record = json.loads((directory.parent / "conversion.json").read_text())
+                return WeightsLocation(directory.resolve(), source, record["source_sha256"])
+    searched.append(f"{source} {path}: {problem}")
+    raise WeightsNotFound(spec, searched)
+
+
+def resolve_weights(
+    spec: ModelSpec,
+    explicit: dict[str, str] | None = None,
+    *,
+    artifact_root: Path | None = None,
+    log: Callable[[str], None] = lambda message: None,
+) -> WeightsLocation:
+    """Locate `spec`'s weights (module docstring: the search order); raise WeightsNotFound.
+
+    `artifact_root` is where converted GGUFs live (default: the artifact cache's default root).
+    """
+    if artifact_root is None:
+        from pipeline.artifacts import default_root
+
+        artifact_root = default_root()
     searched: list[str] = []
     candidates: list[tuple[str, Path]] = []
     if explicit and spec.name in explicit:
@@ -76,6 +130,8 @@ def resolve_weights(spec: ModelSpec, explicit: dict[str, str] | None = None) -> 
         candidates.append(("shipped", REPO_ROOT / spec.local_dir))
 
     for source, path in candidates:
+        if source in ("option", "env") and is_gguf_path(path):
+            return _gguf_location(spec, source, path, artifact_root, searched, log)
         problem = _check_weights_dir(path)
         if problem is None:
             return WeightsLocation(path.resolve(), source)
@@ -83,6 +139,24 @@ def resolve_weights(spec: ModelSpec, explicit: dict[str, str] | None = None) -> 
         if source in ("option", "env"):
             # An explicit location that is wrong is an error, not a reason to look elsewhere.
             raise WeightsNotFound(spec, searched)
+
+    if spec.gguf is not None:
+        # The packaged GGUF stands in for the upstream repository: the Hugging Face cache would
+        # hold the original weights, a different model from the dequantized GGUF.
+        converted = find_converted(artifact_root, spec.gguf.sha256)
+        fetched = fetched_gguf_path(artifact_root, spec.gguf)
+        if converted is None and fetched.is_file():
+            # Fetched (and checked against the registry's sha256) but not converted yet.
+            try:
+                converted = convert_gguf(fetched, artifact_root, sha256=spec.gguf.sha256, log=log)
+            except GgufError as exc:
+                searched.append(f"packaged GGUF {fetched}: {exc}")
+                raise WeightsNotFound(spec, searched) from None
+        if converted is not None:
+            return WeightsLocation(converted.resolve(), "packaged-gguf", spec.gguf.sha256)
+        searched.append(f"packaged GGUF ({spec.gguf.describe_packages()}): not fetched into "
+                        f"{fetched.parent.parent.parent}")
+        raise WeightsNotFound(spec, searched)
 
     if spec.revision != "local":
         from huggingface_hub import snapshot_download

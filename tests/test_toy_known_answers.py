@@ -60,8 +60,8 @@ class Verdicts:
 
 def _runtime(name: str, options) -> ModelRuntime:
     spec = get_spec(name)
-    return ModelRuntime(spec, resolve_weights(spec, options.model_paths),
-                        device=options.device, scale=options.scale)
+    location = resolve_weights(spec, options.model_paths, artifact_root=options.artifact_root)
+    return ModelRuntime(spec, location, device=options.device, scale=options.scale)
 
 
 def _verdicts(name: str, options, store, stage_settings) -> Verdicts:
