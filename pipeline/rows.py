@@ -59,8 +59,9 @@ PROBE_METHOD = (
     "the 64 activities against the Bradley-Terry rating"
 )
 RATING_METHOD = (
-    "Bradley-Terry MLE (primary) on order-averaged soft wins, sigmoid(logit A - logit B) read "
-    "at the last position after the '(' prefill, 4032 ordered prompts; Elo scale, mean 1500"
+    "Bradley-Terry MLE (primary) with a first-option term, Pr(A) = sigmoid(theta_A - theta_B + "
+    "bias), on per-order soft wins sigmoid(logit A - logit B) read at the last position after "
+    "the '(' prefill, 4032 ordered prompts; Elo scale, mean 1500"
 )
 VALENCE_NOTE = ("V8 valence labels are harness-authored from the paper's Table 12 clusters "
                 "(data/harness/valence_labels.toml)")
@@ -209,6 +210,8 @@ def v7_row(model: str, prefs: BaselinePreferences, signal: PreferenceSignal) -> 
     categories = prefs.categories
     gap = category_gap(prefs.ratings, categories)
     elo_gap = category_gap(prefs.elo_mean, categories)
+    averaged_gap = category_gap(prefs.order_averaged, categories)
+    bias = prefs.position_bias
     paper = np.array([a.elo for a in prefs.activities], dtype=float)
     rho = spearman_rho(prefs.ratings, paper)
     return judge(
@@ -216,16 +219,26 @@ def v7_row(model: str, prefs: BaselinePreferences, signal: PreferenceSignal) -> 
         value_text=f"{gap.gap:.0f}",
         explanation=(
             f"{gap.top} {gap.means[gap.top]:.0f} .. {gap.bottom} {gap.means[gap.bottom]:.0f}; "
-            f"iterative Elo (K=32, 10 seeds) gives a gap of {elo_gap.gap:.0f} (rating sd over "
+            f"fitted first-option bias {bias:+.2f} logits ({_first_option_share(bias)} for two "
+            f"equal activities); order-averaged Bradley-Terry gives a gap of "
+            f"{averaged_gap.gap:.0f}; iterative Elo (K=32, 10 seeds) gives a gap of {elo_gap.gap:.0f} (rating sd over "
             f"seeds at most {prefs.elo_sd.max():.1f}); Spearman with Claude's Table 9 Elo "
             f"{rho:.2f}; {signal.text()}."
         ),
-        method=RATING_METHOD + "; secondary: iterative Elo K=32, start 1500, mean over 10 seeds",
+        method=RATING_METHOD + "; secondary: order-averaged Bradley-Terry, and iterative Elo "
+        "K=32, start 1500, mean over 10 seeds",
         details={"category_means": gap.means, "elo_category_means": elo_gap.means,
+                 "position_bias": bias, "order_averaged_category_means": averaged_gap.means,
+                 "order_averaged_ratings": prefs.order_averaged.tolist(),
                  "ratings": prefs.ratings.tolist(), "elo_mean": prefs.elo_mean.tolist(),
                  "elo_sd": prefs.elo_sd.tolist(), "spearman_vs_table9": rho,
                  "preference_signal": asdict(signal), "choice_tokens": prefs.choice_tokens},
     )
+
+
+def _first_option_share(bias: float) -> str:
+    """'A chosen 95%': what a position bias in logits means for two equal options."""
+    return f"A chosen {100.0 / (1.0 + np.exp(-bias)):.0f}%"
 
 
 def v8_row(model: str, emotions: Sequence[str], probe_values: np.ndarray, ratings: np.ndarray,
