@@ -8,8 +8,8 @@ below counted as the expected failure: exit 0 and rows missing from scorecard.js
 
 from __future__ import annotations
 
-import json
 import fnmatch
+import json
 import os
 
 import pytest
