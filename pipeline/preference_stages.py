@@ -37,7 +37,13 @@ from pipeline.preferences import (
     preference_pass,
     resolve_choice_tokens,
 )
-from pipeline.ratings import fit_bradley_terry, iterative_elo, per_order_win_matrix, soft_win_matrix
+from pipeline.ratings import (
+    fit_bradley_terry,
+    fit_position_bradley_terry,
+    iterative_elo,
+    per_order_win_matrix,
+    soft_win_matrix,
+)
 from pipeline.runtime import ModelRuntime
 from pipeline.stages import EmotionVectors
 from pipeline.steering_plan import (
@@ -56,7 +62,9 @@ from pipeline.steering_scale import random_directions, steering_vectors
 from pipeline.stimuli import Activity, load_activities, stimuli_digest
 
 # Bump when a stage's code changes what it produces: old artifacts become misses.
-STAGE_VERSIONS = {"preferences": 2, "activity_probes": 1, "steered_preferences": 2}
+# preferences 3 / steered_preferences 3: the primary rating is position-aware Bradley-Terry,
+# and NaN or missing logits fail the stage (issue 13).
+STAGE_VERSIONS = {"preferences": 3, "activity_probes": 1, "steered_preferences": 3}
 ELO = {"k": 32.0, "start": 1500.0, "max_passes": 500, "tol": 0.25}
 
 
@@ -119,16 +127,49 @@ def preference_setup(runtime: ModelRuntime, token_budget: int) -> PreferenceSetu
     return PreferenceSetup(activities, prompts, choice, steered, batches)
 
 
-def diff_matrix(diffs: dict[int, float], prompts: list[PreferencePrompt], n: int) -> np.ndarray:
-    """Per-prompt logit differences -> [n, n] with [a, b] = prompt (A = a, B = b); NaN diagonal."""
+def diff_matrix(diffs: dict[int, float], prompts: list[PreferencePrompt], n: int,
+                activities: Sequence[Activity] | None = None) -> np.ndarray:
+    """Per-prompt logit differences -> [n, n] with [a, b] = prompt (A = a, B = b); NaN diagonal.
+
+    A prompt without a finite difference raises ValueError naming its activities: an
+    activity left without outcomes would otherwise be rated exactly 1500 by the prior.
+    """
     matrix = np.full((n, n), np.nan)
+    bad = []
     for index, prompt in enumerate(prompts):
-        matrix[prompt.a, prompt.b] = diffs[index]
+        value = diffs.get(index)
+        if value is None or not np.isfinite(value):
+            bad.append((prompt, value))
+        else:
+            matrix[prompt.a, prompt.b] = value
+    if bad:
+        names = activities or load_activities()
+        shown = "; ".join(f"prompt {p.a}x{p.b} (A = {names[p.a].text!r}, B = "
+                          f"{names[p.b].text!r}): {'missing' if v is None else v}"
+                          for p, v in bad[:5])
+        counts: dict[int, int] = {}
+        for p, _ in bad:
+            counts[p.a] = counts.get(p.a, 0) + 1
+            counts[p.b] = counts.get(p.b, 0) + 1
+        worst = max(counts, key=counts.__getitem__)
+        raise ValueError(
+            f"{len(bad)} of {len(prompts)} preference prompts have no finite logit(A) - "
+            f"logit(B), most of them involving activity {worst} {names[worst].text!r} "
+            f"({counts[worst]} prompts): {shown}{' ...' if len(bad) > 5 else ''}; expected a "
+            "finite difference for every prompt. Check the model's logits (NaN from overflow "
+            "in float16?) and the A/B token readout, then rebuild with --rebuild preferences."
+        )
     return matrix
 
 
 def bt_ratings(logit_diff: np.ndarray) -> np.ndarray:
-    """Bradley-Terry ratings (Elo scale, mean 1500) from order-averaged soft wins. [n]"""
+    """Primary ratings [n] (Elo scale, mean 1500): position-aware Bradley-Terry."""
+    return fit_position_bradley_terry(per_order_win_matrix(logit_diff)).ratings
+
+
+def bt_order_averaged(logit_diff: np.ndarray) -> np.ndarray:
+    """Secondary ratings [n]: Bradley-Terry on order-averaged soft wins (the public
+    replication's; its spread shrinks as the position bias grows)."""
     return fit_bradley_terry(soft_win_matrix(logit_diff)).ratings
 
 
@@ -140,11 +181,13 @@ def bt_ratings(logit_diff: np.ndarray) -> np.ndarray:
 class BaselinePreferences:
     activities: tuple[Activity, ...]
     logit_diff: np.ndarray  # [N, N] logit(A) - logit(B), row = A, column = B, NaN diagonal
-    ratings: np.ndarray  # [N] Bradley-Terry, Elo scale, mean 1500
+    ratings: np.ndarray  # [N] position-aware Bradley-Terry, Elo scale, mean 1500
     elo_mean: np.ndarray  # [N] iterative Elo, mean over seeds
     elo_sd: np.ndarray  # [N] sd over seeds
     choice_tokens: dict[str, Any]
     key: str
+    order_averaged: np.ndarray  # [N] Bradley-Terry on order-averaged soft wins (secondary)
+    position_bias: float  # fitted first-option advantage, log-odds
 
     @property
     def categories(self) -> list[str]:
@@ -155,7 +198,8 @@ def preferences_stage(runtime: ModelRuntime, store: ArtifactStore,
                       settings: PreferenceSettings = PreferenceSettings(),
                       elo_seeds: int = 10) -> Artifact:
     inputs = {**_version("preferences"), **_prompt_inputs(runtime), "readout": "last position, "
-              "A and B rows of W_U", "bradley_terry": "soft, order-averaged, l2 default",
+              "A and B rows of W_U", "bradley_terry": "soft, per order with a first-option term, l2 "
+              "default; secondary: order-averaged",
               "iterative_elo": {**ELO, "seeds": elo_seeds, "outcomes": "per order"}}
 
     def build(work: Path) -> dict[str, Any]:
@@ -166,10 +210,13 @@ def preferences_stage(runtime: ModelRuntime, store: ArtifactStore,
         readout = choice_readout(runtime.model, setup.choice)
         diffs, _ = preference_pass(runtime.model, setup.batches, readout)
         n = len(setup.activities)
-        matrix = diff_matrix(diffs, setup.prompts, n)
+        matrix = diff_matrix(diffs, setup.prompts, n, setup.activities)
         pass_s = time.time() - started
         elo = iterative_elo(per_order_win_matrix(matrix), seeds=range(elo_seeds), **ELO)
-        save_file({"logit_diff": matrix, "bradley_terry": bt_ratings(matrix),
+        fit = fit_position_bradley_terry(per_order_win_matrix(matrix))
+        save_file({"logit_diff": matrix, "bradley_terry": fit.ratings,
+                   "bradley_terry_order_averaged": bt_order_averaged(matrix),
+                   "position_bias": np.array([fit.bias]),
                    "elo_mean": elo.mean, "elo_sd": elo.sd},
                   str(work / "preferences.safetensors"))
         choice = {"A": [setup.choice.a_id, setup.choice.a_text],
@@ -194,7 +241,8 @@ def load_preferences(artifact: Artifact) -> BaselinePreferences:
         logit_diff=tensors["logit_diff"], ratings=tensors["bradley_terry"],
         elo_mean=tensors["elo_mean"], elo_sd=tensors["elo_sd"],
         choice_tokens=json.loads(artifact.file("choice_tokens.json").read_text()),
-        key=artifact.key,
+        key=artifact.key, order_averaged=tensors["bradley_terry_order_averaged"],
+        position_bias=float(tensors["position_bias"][0]),
     )
 
 
@@ -376,7 +424,7 @@ def _build_steered(runtime: ModelRuntime, work: Path, baseline: BaselinePreferen
                                        only=rerun)
         n = len(setup.activities)
         reproduced = diff_matrix({**_flat(baseline.logit_diff, setup.prompts), **check},
-                                 setup.prompts, n)
+                                 setup.prompts, n, setup.activities)
         drift = float(np.nanmax(np.abs(reproduced - baseline.logit_diff)))
         # Delta-Elo is taken against this baseline: the steered passes start from its batches,
         # so a different batching of the baseline stage (drift > 0) cannot leak into the effect.
@@ -393,7 +441,7 @@ def _build_steered(runtime: ModelRuntime, work: Path, baseline: BaselinePreferen
             diffs, _ = preference_pass(model, setup.batches, readout, steering=steering,
                                        replay=cache, only=rerun)
             matrix = diff_matrix({**_flat(baseline.logit_diff, setup.prompts), **diffs},
-                                 setup.prompts, n)
+                                 setup.prompts, n, setup.activities)
             _save_atomic(folder / f"{k:03d}.safetensors",
                          {"logit_diff": matrix, "bradley_terry": bt_ratings(matrix)})
             timings[conditions[k]] = round(time.time() - t0, 2)

@@ -99,6 +99,11 @@ class CriterionResult:
     # Non-empty when what the claim presupposes does not hold (V8-V11 on ratings that carry no
     # preference): the row fails whatever its value, and this says why.
     unmet_precondition: str = ""
+    # Non-empty when the row was never judged: `error` says what crashed (or that the row never
+    # ran), `skipped` why it was skipped (missing weights without --strict). Such a row has no
+    # value; it is written so that every selected row is in the scorecard.
+    error: str = ""
+    skipped: str = ""
 
     @property
     def threshold_met(self) -> bool:
@@ -106,6 +111,10 @@ class CriterionResult:
 
     @property
     def verdict(self) -> str:
+        if self.error:
+            return "ERROR"
+        if self.skipped:
+            return "SKIP"
         return "PASS" if self.passed else "FAIL"
 
     def interval_text(self) -> str:
@@ -116,6 +125,9 @@ class CriterionResult:
 
     def sentence(self) -> str:
         """The result as one line, e.g. 'V3 ... 6/12 < 8 on llama31_8b; happy landed on proud'."""
+        if self.error or self.skipped:
+            return f"{self.id} {self.claim}: {self.verdict} on {self.model}: " \
+                   f"{self.error or self.skipped}"
         relation = self.direction if self.threshold_met else _negate(self.direction)
         ref = f"; reference {self.reference_note or _fmt(self.reference)}" if (
             self.reference is not None or self.reference_note) else ""
@@ -223,6 +235,24 @@ def judge(
         figures=tuple(figures),
         unmet_precondition=unmet_precondition,
     )
+
+
+def unjudged(criterion_id: str, model: str, *, error: str = "",
+             skipped: str = "") -> CriterionResult:
+    """The row of a criterion that was never judged: it crashed, never ran, or was skipped."""
+    if bool(error) == bool(skipped):
+        raise ValueError("unjudged: give exactly one of error= or skipped=")
+    spec = load_criteria().get(criterion_id)
+    nan = math.nan
+    return CriterionResult(
+        id=criterion_id, model=model, claim=spec.claim if spec else "(unknown criterion)",
+        value=nan, threshold=spec.threshold if spec else nan,
+        direction=spec.direction if spec else ">=", passed=False, ci=(nan, nan),
+        ci_verdict="unknown", reference=spec.reference if spec else None,
+        reference_note=spec.reference_note if spec else None,
+        paper=spec.paper if spec else None, paper_note=spec.paper_note if spec else None,
+        explanation="", value_text="n/a", unit=spec.unit if spec else "", error=error,
+        skipped=skipped)
 
 
 COLUMNS = ("criterion", "model", "value", "threshold", "interval", "reference", "paper", "verdict")

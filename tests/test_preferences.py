@@ -361,3 +361,43 @@ def test_ratings_a_few_elo_apart_are_not_a_signal_and_position_bias_is_not_one_e
 def test_preference_signal_names_mismatched_ratings():
     with pytest.raises(ValueError, match="one per activity"):
         preference_signal(_logit_diffs(np.zeros(4)), np.zeros(3))
+
+
+# ---------------------------------------------------------------------------------------------
+# Nothing silently becomes a number (issue 13, item 5)
+
+
+def _prompts(n: int):
+    from pipeline.preferences import PreferencePrompt, ordered_pairs
+
+    return [PreferencePrompt(a, b, None, None, None) for a, b in ordered_pairs(n)]
+
+
+@pytest.mark.parametrize("value", [float("nan"), None])
+def test_a_nan_or_missing_logit_fails_the_preference_stage_naming_the_activity(value):
+    from pipeline.preference_stages import diff_matrix
+
+    activities = load_activities()
+    n = len(activities)
+    prompts = _prompts(n)
+    diffs = {i: 0.5 for i in range(len(prompts))}
+    for i, p in enumerate(prompts):  # every prompt of activity 7, in either position
+        if 7 in (p.a, p.b):
+            if value is None:
+                del diffs[i]
+            else:
+                diffs[i] = value
+    with pytest.raises(ValueError, match=(
+            rf"126 of {len(prompts)} preference prompts have no finite .* involving activity 7 "
+            rf"'{activities[7].text}' \(126 prompts\).*--rebuild preferences")):
+        diff_matrix(diffs, prompts, n, activities)
+
+
+def test_finite_logits_fill_the_matrix_with_a_nan_diagonal():
+    from pipeline.preference_stages import diff_matrix
+
+    prompts = _prompts(4)
+    m = diff_matrix({i: float(i) for i in range(len(prompts))}, prompts, 4,
+                    load_activities()[:4])
+    assert np.isnan(np.diag(m)).all() and np.isfinite(m[~np.eye(4, dtype=bool)]).all()
+    assert m[prompts[5].a, prompts[5].b] == 5.0

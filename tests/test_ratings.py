@@ -361,3 +361,76 @@ def test_elo_scale_is_400_over_ln_10() -> None:
 def test_elo_expected_survives_an_absurd_rating_gap() -> None:
     assert elo_expected(0.0, 1e7) == pytest.approx(0.0, abs=1e-300)
     assert elo_expected(1e7, 0.0) == 1.0
+
+
+# ----------------------------------------------------------------------------------------------
+# Position-aware Bradley-Terry (issue 13, item 4)
+
+
+def _biased_logits(bias: float, seed: int = 0, n: int = 64, noise: float = 0.25):
+    """Strengths spread over exactly 785 Elo, every ordered pair once, A favoured by `bias`."""
+    from pipeline.ratings import ELO_SCALE
+
+    rng = np.random.default_rng(seed)
+    true = rng.uniform(-1.0, 1.0, n)
+    true = (true - true.min()) / np.ptp(true) * 785.0 / ELO_SCALE
+    d = true[:, None] - true[None, :] + bias + rng.normal(0.0, noise, (n, n))
+    np.fill_diagonal(d, np.nan)
+    return true * ELO_SCALE, d
+
+
+@pytest.mark.parametrize("bias", [0.0, 1.5, 3.0])
+def test_position_bradley_terry_keeps_the_elo_scale_and_recovers_the_bias(bias: float) -> None:
+    from pipeline.ratings import fit_position_bradley_terry
+
+    true_elo, d = _biased_logits(bias)
+    fit = fit_position_bradley_terry(per_order_win_matrix(d))
+    slope = np.polyfit(true_elo, fit.ratings, 1)[0]
+    assert slope == pytest.approx(1.0, abs=0.03)
+    assert fit.bias == pytest.approx(bias, abs=0.1)
+    assert fit.ratings.mean() == pytest.approx(1500.0, abs=1e-9)
+    # The order-averaged fit keeps the ranking but loses the scale as the bias grows.
+    averaged = np.polyfit(true_elo, bradley_terry(soft_win_matrix(d)), 1)[0]
+    assert averaged == pytest.approx(slope, abs=0.02) if bias == 0 else averaged < 0.8 * slope
+
+
+def test_position_bradley_terry_is_exact_when_outcomes_follow_the_model() -> None:
+    from pipeline.ratings import fit_position_bradley_terry
+
+    true_elo, d = _biased_logits(2.0, noise=0.0, n=12)
+    fit = fit_position_bradley_terry(per_order_win_matrix(d), l2=0.0)
+    np.testing.assert_allclose(fit.ratings - 1500.0, true_elo - true_elo.mean(), atol=1e-4)
+    assert fit.bias == pytest.approx(2.0, abs=1e-6)
+
+
+def test_position_bradley_terry_gradient_and_hessian_are_exact() -> None:
+    """The fit's optimum has zero finite-difference gradient of the log-likelihood."""
+    from pipeline.ratings import fit_position_bradley_terry
+
+    _, d = _biased_logits(1.0, n=8, noise=0.5)
+    s = per_order_win_matrix(d)
+    fit = fit_position_bradley_terry(s, l2=0.0)
+
+    def ll(theta, bias):
+        x = theta[:, None] - theta[None, :] + bias
+        with np.errstate(invalid="ignore"):
+            terms = s * np.log(expit(x)) + (1 - s) * np.log(expit(-x))
+        return np.nansum(terms)
+
+    eps = 1e-6
+    for k in range(9):
+        step = np.zeros(9)
+        step[k] = eps
+        up = ll(fit.theta + step[:8], fit.bias + step[8])
+        down = ll(fit.theta - step[:8], fit.bias - step[8])
+        assert (up - down) / (2 * eps) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_a_player_without_any_outcome_is_an_error_not_1500() -> None:
+    from pipeline.ratings import fit_position_bradley_terry
+
+    _, d = _biased_logits(0.5, n=6)
+    d[3, :] = np.nan
+    d[:, 3] = np.nan
+    with pytest.raises(ValueError, match=r"players \[3\] have no played match"):
+        fit_position_bradley_terry(per_order_win_matrix(d))

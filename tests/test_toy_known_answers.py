@@ -79,7 +79,7 @@ def _verdicts(name: str, options, store, stage_settings) -> Verdicts:
         if loaded is not None:
             loaded.release()
     fx = steering_effects(steering, probes.emotions, r)
-    signal = preference_signal(baseline.logit_diff, baseline.ratings)
+    signal = preference_signal(baseline.logit_diff, baseline.order_averaged)
     rows = {
         "V7": v7_row(name, baseline, signal),
         "V8": v8_row(name, probes.emotions, probes.values, baseline.ratings,
