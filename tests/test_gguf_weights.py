@@ -182,7 +182,7 @@ def test_model_path_and_env_var_accept_a_gguf_file(tiny_gguf, spec, tmp_path, mo
     assert location.source == "env" and location.gguf_sha256 == _sha(path)
     from pipeline.options import parse_model_paths
 
-    assert parse_model_paths([f"g={path}"]) == {"g": str(path)}
+    assert parse_model_paths([f"tiny={path}"]) == {"tiny": str(path)}
 
 
 @pytest.mark.parametrize("content, problem", [

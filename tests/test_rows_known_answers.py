@@ -80,10 +80,11 @@ LENS_EMOTIONS = PAIR_NAMES + [f"emotion{i}" for i in range(E_LENS - len(PAIR_NAM
 
 def _lens(vectors: np.ndarray, unembedding: np.ndarray) -> dict:
     """What the logit_lens stage stores for one layer, from the same functions."""
-    tokens = [OwnToken(e, (i,), False) for i, e in enumerate(LENS_EMOTIONS)]
+    tokens = [OwnToken(e, (i,)) for i, e in enumerate(LENS_EMOTIONS)]
     logits = direct_logits(unembedding, vectors)
     return {"emotions": LENS_EMOTIONS,
-            "own_tokens": [{"emotion": t.emotion, "ids": list(t.ids), "multi_token": False}
+            "own_tokens": [{"emotion": t.emotion, "ids": list(t.ids),
+                            "single_token": t.single_token}
                            for t in tokens],
             "layers": [{"hits": own_token_hits(logits, tokens).tolist(),
                         "pair_dots": valence_pair_dots(logits, LENS_EMOTIONS).tolist()}]}
