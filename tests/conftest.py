@@ -71,8 +71,16 @@ def real_tokenizer_or_skip(name: str):
         except WeightsNotFound:
             directory = None
     if not directory:
+        # `fetch-models --tokenizer-only` (CI, for the models it runs no scorecard on).
+        from pipeline.artifacts import default_root
+        from pipeline.gguf import tokenizer_only_dir
+        from pipeline.registry import get_spec
+
+        candidate = tokenizer_only_dir(default_root(), get_spec(name).gguf.sha256)
+        directory = str(candidate) if (candidate / "tokenizer.json").is_file() else None
+    if not directory:
         message = (f"{variable} is not set and {name} is not fetched; run `python -m pipeline "
-                   f"fetch-models {name}` or point {variable} at the converted model directory")
+                   f"fetch-models {name}` (or with --tokenizer-only) or point {variable} at the converted model directory")
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

