@@ -100,7 +100,7 @@ CLI = [
      r"--model-path 'nosuchmodel=/tmp' names 'nosuchmodel', which is not a registered model; "
      r"expected one of .*tiny.*; fix the name or add a \[nosuchmodel\] table"),
     ("model-path-without-dir", ["--stage", "stories", "--model-path", "tiny"],
-     r"--model-path 'tiny': expected NAME=DIR, e\.g\."),
+     r"--model-path 'tiny': expected NAME=DIR or NAME=FILE\.gguf, e\.g\."),
     ("batch-size-zero", ["--stage", "stories", "--batch-size", "0"],
      r"--batch-size 0; expected a positive whole number; pass e\.g\. --batch-size 64"),
     ("token-budget-negative", ["--stage", "activations", "--token-budget", "-5"],
