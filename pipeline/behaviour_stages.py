@@ -270,6 +270,11 @@ def rollouts_stage(
     for name in config.vectors:
         if name != RANDOM:
             vectors.index(name)  # fail before any generation on an unknown emotion
+            if name in vectors.missing:
+                raise ValueError(
+                    f"the blackmail experiment steers with {name!r}, which has no emotion vector "
+                    "(no story of 50+ tokens in the corpus); B1/B2 cannot be computed. Use a "
+                    f"larger --scale or a stories file with usable {name!r} stories")
     inputs = {
         **_version("blackmail_rollouts"),
         "model": runtime.identity(),

@@ -362,9 +362,11 @@ def steered_preferences_stage(
 ) -> Artifact:
     """One rerun of the preference pass per steered emotion (top_k by |r| plus the exemplars)
     and one for the matched-norm random direction (CONTROL, last), steering at `layers`
-    (default: the registry's steering layers; the layer sweep passes one layer at a time)."""
+    (default: the registry's steering layers; the layer sweep passes one layer at a time).
+    Emotions without a vector (no usable story) are never steered, exemplars included."""
     r = preference_correlations(probes, baseline)
-    emotions = select_emotions(probes.emotions, r, top_k=top_k, always=EXEMPLARS)
+    emotions = select_emotions(probes.emotions, r, top_k=top_k, always=EXEMPLARS,
+                               exclude=vectors.missing)
     conditions = [*emotions, CONTROL]
     layers = sorted(runtime.spec.steering_layers if layers is None else set(layers))
     steered = steered_activities(baseline.activities, SPLIT_PARITY)

@@ -32,7 +32,7 @@ from pipeline.stimuli import (
 )
 
 READOUTS_VERSION = 1
-LOGIT_LENS_VERSION = 2  # 2: own token = whole-word token only, never a first fragment
+LOGIT_LENS_VERSION = 3  # 2: own token = whole-word token only; 3: emotions without a vector
 
 
 @dataclass(frozen=True)
@@ -129,16 +129,20 @@ def logit_lens_stage(runtime: ModelRuntime, store: ArtifactStore, vectors: Emoti
         for layer in range(vectors.n_layers):
             logits = direct_logits(unembedding, vectors.at(layer))  # [E, V]
             examples = {}
-            for emotion in table1:
+            for emotion in vectors.present(table1):  # a NaN vector has no top tokens
                 up, down = top_tokens(logits[vectors.index(emotion)], tokenizer)
                 examples[emotion] = {"up": up, "down": down}
             layers.append({
-                "hits": own_token_hits(logits, tokens).tolist(),
+                # An emotion without a vector (NaN logits) never counts as a hit; v1_row also
+                # leaves it out of the denominator.
+                "hits": (own_token_hits(logits, tokens)
+                         & ~np.isnan(logits).any(axis=1)).tolist(),
                 "pair_dots": valence_pair_dots(logits, vectors.emotions).tolist(),
                 "table1": examples,
             })
         payload = {
             "emotions": list(vectors.emotions),
+            "missing": list(vectors.missing),
             "own_tokens": [{"emotion": t.emotion, "ids": list(t.ids),
                             "single_token": t.single_token} for t in tokens],
             "layers": layers,

@@ -11,7 +11,7 @@ stay with the criterion tests.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -85,9 +85,14 @@ STEERING_METHOD = (
 
 
 def v1_row(model: str, logit_lens: dict[str, Any], layer: int) -> CriterionResult:
-    hits = np.array(logit_lens["layers"][layer]["hits"], dtype=float)  # [E]
     emotions = logit_lens["emotions"]
-    n_single = sum(t["single_token"] for t in logit_lens["own_tokens"])
+    # Emotions without a vector (no usable story) are out of the count and the denominator.
+    missing = set(logit_lens.get("missing", ()))
+    keep = [i for i, e in enumerate(emotions) if e not in missing]
+    hits = np.array(logit_lens["layers"][layer]["hits"], dtype=float)[keep]  # [E present]
+    emotions = [emotions[i] for i in keep]
+    n_single = sum(t["single_token"] for t in logit_lens["own_tokens"]
+                   if t["emotion"] not in missing)
     found = [e for e, h in zip(emotions, hits, strict=True) if h]
     return judge(
         "V1", model, hits.sum(), bootstrap_ci(np.sum, hits),
@@ -103,16 +108,21 @@ def v1_row(model: str, logit_lens: dict[str, Any], layer: int) -> CriterionResul
 
 
 def v2_row(model: str, logit_lens: dict[str, Any], layer: int) -> CriterionResult:
-    dots = np.array(logit_lens["layers"][layer]["pair_dots"])  # [5]
-    opposed = dots < 0
+    dots = np.array(logit_lens["layers"][layer]["pair_dots"], dtype=float)  # [5]
     pairs = [f"{a}/{b}" for a, b in VALENCE_PAIRS]
+    # A pair with an emotion that has no vector has a NaN dot: left out, named below.
+    dropped = [p for p, d in zip(pairs, dots, strict=True) if np.isnan(d)]
+    pairs = [p for p, d in zip(pairs, dots, strict=True) if not np.isnan(d)]
+    dots = dots[~np.isnan(dots)]
+    opposed = dots < 0
     return judge(
         "V2", model, opposed.sum(),
         bootstrap_ci(lambda d: float((d < 0).sum()), dots),
         value_text=f"{int(opposed.sum())}/{len(dots)}",
         explanation="Pairs with a positive logit dot product (not pushed apart): "
                     + (", ".join(p for p, o in zip(pairs, opposed, strict=True) if not o) or "none")
-                    + ".",
+                    + "." + (f" Left out (an emotion has no vector): {', '.join(dropped)}."
+                             if dropped else ""),
         method="dot(W_U.v_a, W_U.v_b), denoised vectors",
         details={"layer": layer, "dots": dict(zip(pairs, dots.tolist(), strict=True))},
     )
@@ -123,9 +133,11 @@ def v2_row(model: str, logit_lens: dict[str, Any], layer: int) -> CriterionResul
 
 
 def implicit_at(readouts: Readouts, vectors: EmotionVectors, layer: int) -> ImplicitScores:
-    emotions = readouts.ids["implicit"]
+    # A scenario whose emotion has no vector is left out with that vector (the rows say n/11).
+    keep = [i for i, e in enumerate(readouts.ids["implicit"]) if e not in vectors.missing]
+    emotions = tuple(readouts.ids["implicit"][i] for i in keep)
     chosen = np.stack([vectors.at(layer)[vectors.index(e)] for e in emotions])  # [12, d]
-    return implicit_scores(readouts.activations["implicit"][:, layer], chosen, emotions)
+    return implicit_scores(readouts.activations["implicit"][keep, layer], chosen, emotions)
 
 
 def _misses(scores: ImplicitScores) -> str:
@@ -166,7 +178,11 @@ def v4_row(model: str, implicit: ImplicitScores) -> CriterionResult:
 
 def numerical_at(readouts: Readouts, vectors: EmotionVectors, layer: int) -> list[PairResult]:
     at_layer = vectors.at(layer)
-    return numerical_pairs(load_numerical_templates(), readouts.ids["numerical"],
+    # A pair whose emotion has no vector is left out; V5/V6 count over the rest (n/24 -> n/k).
+    templates = [replace(t, expected=tuple(x for x in t.expected
+                                           if x.emotion not in vectors.missing))
+                 for t in load_numerical_templates()]
+    return numerical_pairs(templates, readouts.ids["numerical"],
                            readouts.activations["numerical"][:, layer],
                            lambda e: at_layer[vectors.index(e)])
 
@@ -249,9 +265,16 @@ def _first_option_share(bias: float) -> str:
     return f"A chosen {100.0 / (1.0 + np.exp(-bias)):.0f}%"
 
 
+def _with_vectors(emotions: Sequence[str], probe_values: np.ndarray):
+    """Drop the emotions whose probe column is NaN (no vector: no usable story)."""
+    keep = ~np.isnan(probe_values).any(axis=0)
+    return [e for e, k in zip(emotions, keep, strict=True) if k], probe_values[:, keep]
+
+
 def v8_row(model: str, emotions: Sequence[str], probe_values: np.ndarray, ratings: np.ndarray,
            valence: dict[str, str], *, signal: PreferenceSignal) -> CriterionResult:
     """probe_values [N, E], ratings [N]; valence maps each emotion to positive/negative/..."""
+    emotions, probe_values = _with_vectors(emotions, probe_values)
     r = columnwise_pearson(probe_values, ratings)
     extremes = valence_extremes(emotions, r, valence)
 
@@ -268,7 +291,8 @@ def v8_row(model: str, emotions: Sequence[str], probe_values: np.ndarray, rating
         value_text=f"{extremes.positive_in_top}+{extremes.negative_in_bottom}",
         explanation=(
             f"top 3 by r: {listed(extremes.top)}; bottom 3: {listed(extremes.bottom)}; "
-            f"blissful r {r_of['blissful']:+.2f}, hostile r {r_of['hostile']:+.2f} "
+            f"blissful r {r_of.get('blissful', np.nan):+.2f}, "
+            f"hostile r {r_of.get('hostile', np.nan):+.2f} "
             "(Claude: +0.71, -0.74). Value = the smaller of the two counts"
             f"{signal.note()}."
         ),
@@ -290,6 +314,7 @@ def v9_row(model: str, emotions: Sequence[str], probe_values: np.ndarray, rating
     `signal` is the baseline ratings' (`preference_signal`): without a detectable preference
     the row fails whatever its count, because random probes correlate with near-flat ratings.
     """
+    emotions, probe_values = _with_vectors(emotions, probe_values)
     r = columnwise_pearson(probe_values, ratings)  # [E]
     count = count_strong(r)
     strongest = sorted(range(len(emotions)), key=lambda i: -abs(np.nan_to_num(r[i])))
@@ -363,6 +388,12 @@ def v10_row(model: str, fx: Effects, results: SteeringResults, *,
     )
 
 
+def _exemplar(fx: Effects, name: str) -> str:
+    if name not in fx.names:
+        return f"{name} not steered (no vector)"
+    return f"{name} {fx.of(name):+.3g} (r {fx.r[fx.names.index(name)]:+.2f})"
+
+
 def v11_row(model: str, fx: Effects, *, signal: PreferenceSignal) -> CriterionResult:
     count = sign_agreement(fx.r, fx.delta)
     disagree = [n for n, r, d in zip(fx.names, fx.r, fx.delta, strict=True)
@@ -372,13 +403,13 @@ def v11_row(model: str, fx: Effects, *, signal: PreferenceSignal) -> CriterionRe
         bootstrap_ci(sign_agreement_pairs, np.column_stack([fx.r, fx.delta])),
         value_text=f"{count}/{len(fx.names)}",
         explanation=(
-            f"blissful {fx.of('blissful'):+.3g} (r {fx.r[fx.names.index('blissful')]:+.2f}), "
-            f"hostile {fx.of('hostile'):+.3g} (r {fx.r[fx.names.index('hostile')]:+.2f}) "
+            f"{_exemplar(fx, 'blissful')}, {_exemplar(fx, 'hostile')} "
             f"(Claude: +212, -303); wrong sign: {', '.join(disagree) or 'none'}."
         ),
         method=STEERING_METHOD,
         details={"agree": count, "n": len(fx.names), "wrong_sign": disagree,
-                 "blissful_delta": fx.of("blissful"), "hostile_delta": fx.of("hostile"),
+                 "blissful_delta": fx.of("blissful") if "blissful" in fx.names else None,
+                 "hostile_delta": fx.of("hostile") if "hostile" in fx.names else None,
                  "preference_signal_p": signal.p_value},
         unmet_precondition=signal.unmet(),
     )
@@ -408,6 +439,7 @@ def v10_control_row(model: str, fx: Effects) -> CriterionResult:
 
 def mirroring_at(readouts: MirroringReadouts, vectors: EmotionVectors,
                  emotions: Sequence[str], layer: int) -> MirroringStats:
+    emotions = vectors.present(emotions)  # an emotion with no vector is left out (row says so)
     chosen = np.stack([vectors.at(layer)[vectors.index(e)] for e in emotions])  # [E, d]
     return mirroring_stats(readouts.at(layer), chosen, emotions, readouts.titles)
 

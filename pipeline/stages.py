@@ -38,7 +38,8 @@ from pipeline.vectors import (
 # stories/neutral 3: one seed per job (was per batch), sampled by steered_generation's decoder.
 # activations 2, neutral_stats 2: the attention sink (position 0, BOS or not) is left out of
 # pooling, the neutral moments and the mean norm, and pooling counts from where the text starts.
-STAGE_VERSIONS = {"stories": 3, "neutral": 3, "activations": 2, "neutral_stats": 2, "vectors": 1}
+STAGE_VERSIONS = {"stories": 3, "neutral": 3, "activations": 2, "neutral_stats": 2, "vectors": 2}
+# vectors 2: an emotion with no usable story gets a NaN vector instead of failing the stage.
 STAGES = tuple(STAGE_VERSIONS)
 MAX_STORY_TOKENS = 1024
 MAX_NEUTRAL_TOKENS = 2048
@@ -344,6 +345,24 @@ class EmotionVectors:
     def n_layers(self) -> int:
         return self.raw.shape[0]
 
+    @cached_property
+    def missing(self) -> tuple[str, ...]:
+        """Emotions with no usable story: their vectors are NaN and every row leaves them out."""
+        return tuple(empty_emotions(self.counts, self.emotions))
+
+    def present(self, names) -> list[str]:
+        """`names` without the emotions that have no vector, order kept."""
+        return [n for n in names if n not in self.missing]
+
+    def coverage_note(self, names=None) -> str:
+        """'' when every emotion (of `names`, default all) has a vector, else a sentence."""
+        names = self.emotions if names is None else tuple(names)
+        gone = [n for n in names if n in self.missing]
+        if not gone:
+            return ""
+        return (f"computed over {len(names) - len(gone)} of {len(names)} emotions: no usable "
+                f"story (none of 50+ tokens) for {', '.join(gone)}")
+
 
 def vectors_stage(runtime: ModelRuntime, store: ArtifactStore, activations: Artifact,
                   neutral_stats: Artifact, settings: StageSettings = StageSettings()) -> Artifact:
@@ -387,7 +406,10 @@ def vectors_stage(runtime: ModelRuntime, store: ArtifactStore, activations: Arti
             "counts": acts["counts"],
         }, str(work / "vectors.safetensors"))
         (work / "emotions.json").write_text(json.dumps(list(emotions)))
-        return {"pcs_k_per_layer": [p.k for p in pcs], "shape": list(raw.shape)}
+        # An emotion without a usable story has a NaN vector; it is named here and in every row
+        # that would have used it, and the rows run over the others.
+        return {"pcs_k_per_layer": [p.k for p in pcs], "shape": list(raw.shape),
+                "empty_emotions": empty_emotions(acts["counts"], emotions)}
 
     return store.get_or_build(runtime.spec.name, "vectors", inputs, build, log=settings.log)
 

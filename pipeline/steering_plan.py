@@ -64,23 +64,28 @@ def select_emotions(
     *,
     top_k: int = N_TOP_EMOTIONS,
     always: Iterable[str] = EXEMPLARS,
+    exclude: Iterable[str] = (),
 ) -> list[str]:
     """The top_k emotions by |r| (ties broken by emotion order), then `always` if missing.
 
     emotions: (E,) names; r: (E,) correlations. NaN r (a constant probe) ranks last.
+    `exclude`: emotions that cannot be steered (no vector); never chosen, exemplars included,
+    and top_k shrinks to what is left.
     """
+    excluded = set(exclude)
     r = np.asarray(r, dtype=float)
     if r.shape != (len(emotions),):
         raise ValueError(f"r has shape {r.shape}; expected ({len(emotions)},), one per emotion")
     if not 0 < top_k <= len(emotions):
         raise ValueError(f"top_k={top_k}; expected 1..{len(emotions)}")
     strength = np.where(np.isnan(r), -1.0, np.abs(r))
-    order = sorted(range(len(emotions)), key=lambda i: (-strength[i], i))
+    order = sorted((i for i in range(len(emotions)) if emotions[i] not in excluded),
+                   key=lambda i: (-strength[i], i))
     chosen = [emotions[i] for i in order[:top_k]]
     for name in always:
         if name not in emotions:
             raise ValueError(f"exemplar {name!r} is not one of the {len(emotions)} emotions")
-        if name not in chosen:
+        if name not in chosen and name not in excluded:
             chosen.append(name)
     return chosen
 

@@ -24,24 +24,39 @@ class EmptyEmotion(BadInput):
 
 
 def empty_emotions(counts: np.ndarray, names: Sequence[str]) -> list[str]:
+    """The emotions with no usable story (count 0), in emotion order."""
     return [names[i] for i in np.flatnonzero(np.asarray(counts) == 0)]
 
 
 def emotion_means(sums: np.ndarray, counts: np.ndarray, names: Sequence[str]) -> np.ndarray:
-    """sums [L, E, d], counts [E] -> means [L, E, d]; every emotion needs at least one story."""
-    empty = empty_emotions(counts, names)
-    if empty:
+    """sums [L, E, d], counts [E] -> means [L, E, d].
+
+    An emotion with no usable story has no mean: its slice is NaN, never zero, so that any use
+    of it downstream shows up instead of passing for a real (if short) vector. Callers drop it
+    (`EmotionVectors.present`) and say so in the row. Raises only when no emotion has a story.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    if len(counts) != len(names):
+        raise ValueError(f"{len(counts)} counts for {len(names)} emotion names")
+    if not (counts > 0).any():
         raise EmptyEmotion(
-            f"{len(empty)} emotion(s) have no usable story ({empty[:10]}): their generated "
-            "stories were missing, unparseable or shorter than 50 tokens; expected at least one "
-            "story of 50 tokens or more per emotion; raise max_new_tokens, use a larger --scale "
-            "or inspect calls-*.jsonl in the stories artifact", empty)
-    return sums / np.asarray(counts, dtype=np.float64)[None, :, None]
+            f"none of the {len(names)} emotions has a usable story (every story was missing, "
+            "unparseable or shorter than 50 tokens); expected at least one story of 50 tokens or "
+            "more for some emotion; raise max_new_tokens, use a larger --scale, or inspect "
+            "calls-*.jsonl in the stories artifact", list(names))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / counts[None, :, None]
+    means[:, counts == 0, :] = np.nan
+    return means
 
 
 def center_across_emotions(means: np.ndarray) -> np.ndarray:
-    """[L, E, d] -> [L, E, d] with the mean over emotions removed at every layer."""
-    return means - means.mean(axis=1, keepdims=True)
+    """[L, E, d] -> [L, E, d] with the mean over emotions removed at every layer.
+
+    The mean is over the emotions that have a vector (NaN slices are skipped and stay NaN).
+    """
+    present = ~np.isnan(means).any(axis=(0, 2))
+    return means - means[:, present].mean(axis=1, keepdims=True)
 
 
 @dataclass(frozen=True)

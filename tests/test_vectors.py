@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from pipeline.vectors import (
-    EmptyEmotion,
     center_across_emotions,
     cosine,
     emotion_means,
+    empty_emotions,
     pca_from_moments,
     project_out,
 )
@@ -27,9 +27,21 @@ def test_a_planted_emotion_direction_is_recovered():
     assert cosine(vectors[0], truth).min() >= 0.99
 
 
-def test_an_emotion_with_no_stories_is_named_in_the_error():
-    with pytest.raises(EmptyEmotion, match=r"\['grief-stricken'\]"):
-        emotion_means(np.zeros((1, 2, 3)), np.array([4, 0]), ["afraid", "grief-stricken"])
+def test_an_emotion_with_no_stories_has_a_nan_vector_and_the_others_are_centred_without_it():
+    names = ["afraid", "grief-stricken", "calm"]
+    sums = np.zeros((1, 3, 2))
+    sums[0, 0], sums[0, 2] = [4.0, 0.0], [0.0, 8.0]
+    counts = np.array([2, 0, 4])
+    assert empty_emotions(counts, names) == ["grief-stricken"]
+    vectors = center_across_emotions(emotion_means(sums, counts, names))
+    assert np.isnan(vectors[0, 1]).all()
+    # means (2, 0) and (0, 2); centred on their own mean (1, 1), not dragged towards a zero
+    np.testing.assert_allclose(vectors[0, [0, 2]], [[1.0, -1.0], [-1.0, 1.0]])
+
+
+def test_no_emotion_with_a_story_is_an_error_that_says_how_to_fix_it():
+    with pytest.raises(ValueError, match="none of the 2 emotions has a usable story.*--scale"):
+        emotion_means(np.zeros((1, 2, 3)), np.array([0, 0]), ["afraid", "grief-stricken"])
 
 
 def _moments(tokens):
