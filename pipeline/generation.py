@@ -21,9 +21,16 @@ class SamplingSettings:
     # transformers' generate applies top_k = 50 unless told otherwise; it is spelled out so the
     # per-job sampler (generate_seeded) and vLLM sample the same distribution as generate did.
     top_k: int = 50
+    # Stop a row once it has generated this many `item_marker` lines ("story"/"dialogue"): the
+    # call's last item is then complete (pipeline.stopping). 0: only end-of-turn and the limit.
+    stop_after_items: int = 0
+    item_marker: str = ""
 
     def describe(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if not self.stop_after_items:  # keys of corpora sampled without it stay as they were
+            del data["stop_after_items"], data["item_marker"]
+        return data
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,17 @@ class Generation:
     text: str  # decoded continuation, special tokens removed
     n_tokens: int
     finished: bool  # stopped on an end-of-turn token or stop string, not the length limit
+
+
+_PER_TOKENIZER: dict[tuple[int, str], object] = {}
+
+
+def _cached(tokenizer, build):
+    """One `build(tokenizer)` per tokenizer object (a vocabulary scan is not per batch work)."""
+    key = (id(tokenizer), build.__name__)
+    if key not in _PER_TOKENIZER:
+        _PER_TOKENIZER[key] = build(tokenizer)
+    return _PER_TOKENIZER[key]
 
 
 def generate_batch(
@@ -47,8 +65,17 @@ def generate_batch(
     # The raw format's next "Human:" turn ends a base model's answer (transformers stops a row
     # once its text ends in a stop string); the marker and what follows are cut below.
     stopping = {"stop_strings": stop_strings, "tokenizer": tokenizer} if stop_strings else {}
+    item_stop = None
+    if settings.stop_after_items:
+        from transformers import StoppingCriteriaList
+
+        from pipeline.stopping import ItemStop, newline_token_ids
+
+        item_stop = ItemStop(tokenizer, input_ids.shape[1], settings.stop_after_items,
+                             settings.item_marker, _cached(tokenizer, newline_token_ids))
     with decoding_threads(model, device), torch.inference_mode():
         output = model.generate(
+            stopping_criteria=StoppingCriteriaList([item_stop]) if item_stop else None,
             input_ids=input_ids,
             attention_mask=attention_mask,
             max_new_tokens=settings.max_new_tokens,
@@ -60,9 +87,12 @@ def generate_batch(
             **stopping,
         )
     new = output[:, input_ids.shape[1] :].tolist()
+    cuts = item_stop.cut_positions(len(new)) if item_stop else [None] * len(new)
     results = []
-    for row, prompt in zip(new, prompts, strict=True):
+    for row, prompt, cut in zip(new, prompts, cuts, strict=True):
         stop = next((i for i, tok in enumerate(row) if tok in eos_ids), None)
+        if cut is not None and (stop is None or cut < stop):
+            stop = cut  # the last item is complete: the marker line of the next one is dropped
         tokens = row if stop is None else row[:stop]
         tokens, text, hit = cut_at_stop_strings(tokenizer, tokens, prompt.stop_strings)
         results.append(Generation(text=text, n_tokens=len(tokens),

@@ -78,7 +78,11 @@ def _version(stage: str) -> dict[str, Any]:
 def _sampling(runtime: ModelRuntime, kind: str) -> SamplingSettings:
     scale = runtime.scale
     limit = scale.max_new_tokens if kind == "stories" else scale.neutral_max_new_tokens
-    return SamplingSettings(max_new_tokens=limit, temperature=1.0, top_p=0.95, seed=0)
+    # A call stops when its last asked-for item is complete: nothing is sampled for a 13th.
+    items, marker = ((scale.n_stories, "story") if kind == "stories"
+                     else (scale.neutral_n, "dialogue"))
+    return SamplingSettings(max_new_tokens=limit, temperature=1.0, top_p=0.95, seed=0,
+                            stop_after_items=items, item_marker=marker)
 
 
 def _platform(runtime: ModelRuntime) -> dict[str, Any]:

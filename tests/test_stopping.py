@@ -1,0 +1,75 @@
+"""A story call stops after its n-th story: the next marker line is never kept (issue 12)."""
+
+import pytest
+import torch
+
+from pipeline import corpus
+from pipeline.stopping import MARKERS, ItemStop
+
+
+def _stories(n: int) -> str:
+    return "".join(f"[story {k}]\nThe ferry left late and Mara counted the gulls.\n\n"
+                   for k in range(2, n + 1))
+
+
+def _feed(stop: ItemStop, prompt: list[int], generated: list[int]) -> int | None:
+    """Generated tokens seen before the criterion ended the row (None: it never did)."""
+    for k in range(1, len(generated) + 1):
+        ids = torch.tensor([prompt + generated[:k]])
+        if stop(ids, None)[0]:
+            return k
+    return None
+
+
+@pytest.mark.parametrize("n_items", [1, 3, 12])
+def test_a_call_stops_when_its_last_story_is_complete(tiny_tokenizer, n_items):
+    prompt = tiny_tokenizer("Write stories.\n[story 1]\n")["input_ids"]
+    first = "Rain again, and the bus was gone.\n\n"
+    text = first + _stories(n_items + 3)  # the model writes 3 stories too many
+    generated = tiny_tokenizer(text, add_special_tokens=False)["input_ids"]
+    stop = ItemStop(tiny_tokenizer, len(prompt), n_items, "story")
+    seen = _feed(stop, prompt, generated)
+    assert seen is not None
+    kept = tiny_tokenizer.decode(generated[: stop.cut_positions(1)[0]])
+    stories = corpus.split_stories(corpus.STORY_PREFILL + kept)
+    assert len(stories) == n_items and all(stories)
+    # stopped within the marker line of story n + 1: not one token of its text was sampled
+    assert f"[story {n_items + 1}]" in tiny_tokenizer.decode(generated[:seen])
+    assert "Mara" not in tiny_tokenizer.decode(generated[stop.cut_positions(1)[0]:seen])
+
+
+def test_dialogues_count_their_unmarked_first_one(tiny_tokenizer):
+    prompt = tiny_tokenizer("Write dialogues.")["input_ids"]
+    text = "Person: hi\nAI: hello\n[dialogue 2]\nPerson: x\nAI: y\n[dialogue 3]\nPerson: z\n"
+    generated = tiny_tokenizer(text, add_special_tokens=False)["input_ids"]
+    stop = ItemStop(tiny_tokenizer, len(prompt), 2, "dialogue")
+    assert _feed(stop, prompt, generated) is not None
+    kept = tiny_tokenizer.decode(generated[: stop.cut_positions(1)[0]])
+    assert len(corpus.split_dialogues(kept)) == 2
+
+
+def test_a_call_that_ends_early_is_never_stopped(tiny_tokenizer):
+    prompt = tiny_tokenizer("Write stories.\n[story 1]\n")["input_ids"]
+    generated = tiny_tokenizer("One story only.\n", add_special_tokens=False)["input_ids"]
+    stop = ItemStop(tiny_tokenizer, len(prompt), 12, "story")
+    assert _feed(stop, prompt, generated) is None and stop.cut_positions(1) == [None]
+
+
+def test_the_markers_are_the_splitters_own_patterns():
+    assert MARKERS["story"].pattern == corpus._STORY_MARKER.pattern
+    assert MARKERS["dialogue"].pattern == corpus._DIALOGUE_MARKER.pattern
+
+
+def test_generate_batch_runs_with_the_criterion(tiny_spec, tiny_location):
+    from pipeline.generation import SamplingSettings, generate_batch
+    from pipeline.prompts import render_prompt
+    from pipeline.runtime import ModelRuntime
+
+    runtime = ModelRuntime(tiny_spec, tiny_location, device="cpu")
+    prompts = [render_prompt(runtime.tokenizer, "Write 1 story.", fmt=tiny_spec.prompt_format,
+                             chat_template_args={}, assistant_prefill=corpus.STORY_PREFILL)] * 2
+    settings = SamplingSettings(max_new_tokens=24, stop_after_items=1, item_marker="story")
+    out = generate_batch(runtime.model, runtime.tokenizer, prompts, settings, seed=0)
+    assert len(out) == 2 and all(o.n_tokens <= 24 for o in out)
+    assert SamplingSettings(8).describe() == {"max_new_tokens": 8, "temperature": 1.0,
+                                              "top_p": 0.95, "do_sample": True, "seed": 0}
