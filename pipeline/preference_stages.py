@@ -50,7 +50,6 @@ from pipeline.steering_plan import (
     CONTROL,
     CONTROL_SEED,
     EXEMPLARS,
-    N_TOP_EMOTIONS,
     PREFERENCE_STRENGTH,
     SPLIT_PARITY,
     prompt_has_steered,
@@ -357,13 +356,17 @@ def steered_preferences_stage(
     settings: PreferenceSettings = PreferenceSettings(),
     *,
     strength: float = PREFERENCE_STRENGTH,
-    top_k: int = N_TOP_EMOTIONS,
+    top_k: int | None = None,
     layers: Sequence[int] | None = None,
 ) -> Artifact:
     """One rerun of the preference pass per steered emotion (top_k by |r| plus the exemplars)
     and one for the matched-norm random direction (CONTROL, last), steering at `layers`
     (default: the registry's steering layers; the layer sweep passes one layer at a time).
-    Emotions without a vector (no usable story) are never steered, exemplars included."""
+
+    top_k defaults to the scale preset's `steered_top_k` (the paper's 35 at full scale, fewer
+    on the CPU presets, where each condition is a full rerun of the 4032 prompts). Emotions
+    without a vector (no usable story) are never steered, exemplars included."""
+    top_k = runtime.scale.steered_top_k if top_k is None else top_k
     r = preference_correlations(probes, baseline)
     emotions = select_emotions(probes.emotions, r, top_k=top_k, always=EXEMPLARS,
                                exclude=vectors.missing)

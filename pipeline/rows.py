@@ -35,7 +35,7 @@ from pipeline.preference_analysis import (
     sign_agreement_pairs,
     valence_extremes,
 )
-from pipeline.scorecard import CriterionResult, judge
+from pipeline.scorecard import CriterionResult, count_threshold, judge, load_criteria
 from pipeline.stats import (
     bootstrap_ci,
     one_sided_rate_test,
@@ -43,7 +43,7 @@ from pipeline.stats import (
     spearman_rho,
     wilson_interval,
 )
-from pipeline.steering_plan import CONTROL
+from pipeline.steering_plan import CONTROL, EXEMPLARS, N_TOP_EMOTIONS
 from pipeline.stimuli import load_numerical_templates
 
 if TYPE_CHECKING:  # the stage modules import torch; the row functions only read their results
@@ -366,6 +366,20 @@ def _where(results: SteeringResults) -> str:
     return f"layers {list(results.layers)}, strength {results.strength}"
 
 
+# V11's threshold (24) was set against the paper's plan: 35 emotions plus its 2 exemplars less
+# the one already among the 35 (reference 34/36), so n = 36.
+V11_REFERENCE_N = 36
+
+
+def plan_note(n: int) -> str:
+    """'' at the paper's plan size, else a sentence saying fewer emotions were steered."""
+    if n >= N_TOP_EMOTIONS:
+        return ""
+    return (f" Fewer steered emotions than the paper's {N_TOP_EMOTIONS} + exemplars: this scale "
+            f"steers {n} (top by |r| plus {', '.join(EXEMPLARS)}), each a full rerun of the "
+            "4032 prompts.")
+
+
 def v10_row(model: str, fx: Effects, results: SteeringResults, *,
             signal: PreferenceSignal) -> CriterionResult:
     pairs = np.column_stack([fx.r, fx.delta])
@@ -378,10 +392,11 @@ def v10_row(model: str, fx: Effects, results: SteeringResults, *,
             f"{len(fx.names)} steered emotions ({_where(results)}); "
             f"fit {slope:.3g} Elo per unit r; Delta-Elo ranges {fx.delta.min():+.3g} .. "
             f"{fx.delta.max():+.3g}; the random direction moves the steered activities "
-            f"{fx.control.mean():+.3g}{signal.note()}."
+            f"{fx.control.mean():+.3g}{signal.note()}.{plan_note(len(fx.names))}"
         ),
         method=STEERING_METHOD,
         details={"emotions": list(fx.names), "r": fx.r.tolist(), "delta_elo": fx.delta.tolist(),
+                 "n_steered": len(fx.names),
                  "control_delta_elo": float(fx.control.mean()),
                  "preference_signal_p": signal.p_value},
         unmet_precondition=signal.unmet(),
@@ -398,6 +413,12 @@ def v11_row(model: str, fx: Effects, *, signal: PreferenceSignal) -> CriterionRe
     count = sign_agreement(fx.r, fx.delta)
     disagree = [n for n, r, d in zip(fx.names, fx.r, fx.delta, strict=True)
                 if np.sign(r) != np.sign(d)]
+    # The spec's 24 is out of the paper's 36; with fewer steered emotions, the same fraction.
+    threshold = count_threshold(load_criteria()["V11"].threshold, V11_REFERENCE_N,
+                                len(fx.names))
+    scaled = (f" Threshold {threshold:.0f} = the spec's {load_criteria()['V11'].threshold:.0f}/"
+              f"{V11_REFERENCE_N} of n = {len(fx.names)}, rounded up."
+              if threshold != load_criteria()["V11"].threshold else "")
     return judge(
         "V11", model, count,
         bootstrap_ci(sign_agreement_pairs, np.column_stack([fx.r, fx.delta])),
@@ -405,13 +426,16 @@ def v11_row(model: str, fx: Effects, *, signal: PreferenceSignal) -> CriterionRe
         explanation=(
             f"{_exemplar(fx, 'blissful')}, {_exemplar(fx, 'hostile')} "
             f"(Claude: +212, -303); wrong sign: {', '.join(disagree) or 'none'}."
+            f"{plan_note(len(fx.names))}{scaled}"
         ),
         method=STEERING_METHOD,
         details={"agree": count, "n": len(fx.names), "wrong_sign": disagree,
+                 "threshold": threshold, "reference_n": V11_REFERENCE_N,
                  "blissful_delta": fx.of("blissful") if "blissful" in fx.names else None,
                  "hostile_delta": fx.of("hostile") if "hostile" in fx.names else None,
                  "preference_signal_p": signal.p_value},
         unmet_precondition=signal.unmet(),
+        threshold=threshold,
     )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+_NOT_CORPUS = ("steered_top_k", "min_stories")
+
 
 @dataclass(frozen=True)
 class ScalePreset:
@@ -14,9 +16,14 @@ class ScalePreset:
     neutral_topics: int
     neutral_n: int  # dialogues asked for per neutral call
     neutral_max_new_tokens: int
+    # Emotions steered in the preference experiment (V10/V11), by |r|, plus the exemplars: the
+    # paper's 35 at full scale. Each is a full rerun of the 4032 A/B prompts, so CPU presets
+    # steer fewer and V10/V11 say so.
+    steered_top_k: int = 35
 
     def describe(self) -> dict:
-        return asdict(self)
+        """The corpus sizes (the story and neutral stages' key): not what later stages use."""
+        return {k: v for k, v in asdict(self).items() if k not in _NOT_CORPUS}
 
 
 SCALES: dict[str, ScalePreset] = {

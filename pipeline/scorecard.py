@@ -180,6 +180,15 @@ def _fmt(x: float | None) -> str:
     return f"{x:.3g}" if abs(x) < 10 else f"{x:.0f}"
 
 
+def count_threshold(spec_threshold: float, reference_n: int, n: int) -> float:
+    """A count threshold set for `reference_n` items, read as the same fraction of `n`.
+
+    Never above the spec's own threshold, so a run with the reference n (or more) is judged
+    exactly as the spec says; with fewer items the bar is the same share, rounded up.
+    """
+    return float(min(spec_threshold, math.ceil(spec_threshold / reference_n * n - 1e-9)))
+
+
 def judge(
     criterion_id: str,
     model: str,
@@ -193,13 +202,21 @@ def judge(
     details: dict[str, Any] | None = None,
     figures: Sequence[str] = (),
     unmet_precondition: str = "",
+    threshold: float | None = None,
 ) -> CriterionResult:
     """Judge a measured value against its spec; the interval decides `ci_verdict`.
+
+    `threshold` replaces the spec's where the row's n differs from the one it was set for
+    (V11 on fewer steered emotions: `count_threshold`); it is reported in the row.
 
     `unmet_precondition`, when non-empty, fails the row whatever its value (the interval
     verdict still describes the value against the threshold).
     """
     spec = load_criteria()[criterion_id]
+    if threshold is not None:
+        from dataclasses import replace
+
+        spec = replace(spec, threshold=float(threshold))
     low, high = ci
     passed = spec.passes(value)
     if any(math.isnan(x) for x in (low, high)):

@@ -8,6 +8,7 @@ here fails loudly instead. The model is the shipped tiny Llama, so these run on 
 from __future__ import annotations
 
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -373,3 +374,38 @@ def test_a_killed_steering_stage_keeps_finished_conditions_and_resumes_to_the_sa
     np.testing.assert_array_equal(a.baseline_ratings, load_preferences(
         preferences_stage(runtime, resumed_store, PreferenceSettings(), elo_seeds=2)).ratings)
     assert fresh.provenance["result"]["baseline_reproduction_max_abs"] == 0.0
+
+
+def test_v11_threshold_is_the_same_fraction_of_a_smaller_steering_plan():
+    from pipeline.scorecard import count_threshold
+
+    # the spec's 24 of the paper's 36 at (or around) full size, unchanged
+    assert [count_threshold(24, 36, n) for n in (35, 36, 37, 40)] == [24, 24, 24, 24]
+    # two thirds of a CPU preset's plan, rounded up (never looser than the fraction)
+    assert [count_threshold(24, 36, n) for n in (3, 4, 5, 12)] == [2, 3, 4, 8]
+
+
+def _effects(n: int, agree: int):
+    from pipeline.rows import Effects
+
+    names = ("blissful", "hostile", *(f"e{k}" for k in range(n - 2)))
+    r = np.linspace(-0.9, 0.9, n)
+    delta = np.where(np.arange(n) < agree, r * 100, -r * 100)
+    return Effects(names, r, delta, np.tile(delta[:, None], (1, 32)), np.zeros(32))
+
+
+def test_v10_v11_say_when_the_scale_steers_fewer_emotions_and_judge_v11_on_that_n():
+    from pipeline.preference_analysis import PreferenceSignal
+    from pipeline.rows import v10_row, v11_row
+
+    signal = PreferenceSignal(statistic=500.0, dof=63, p_value=1e-9, n_answers=4032,
+                              rating_sd=100.0)
+    results = SimpleNamespace(layers=(2,), strength=0.5)
+    small = v11_row("m", _effects(6, agree=4), signal=signal)
+    assert small.threshold == 4 and small.passed, small.sentence()
+    assert "this scale steers 6" in small.explanation and "24/36 of n = 6" in small.explanation
+    assert not v11_row("m", _effects(6, agree=3), signal=signal).passed
+    assert "this scale steers 6" in v10_row("m", _effects(6, 6), results, signal=signal).explanation
+    full = v11_row("m", _effects(36, agree=24), signal=signal)
+    assert full.threshold == 24 and full.passed and "this scale" not in full.explanation
+
