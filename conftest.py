@@ -10,4 +10,5 @@ pytest_plugins = [
     "fixtures.scorecard",
     "fixtures.behaviour",
     "fixtures.preferences",
+    "fixtures.progress",
 ]

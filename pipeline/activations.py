@@ -271,6 +271,7 @@ def capture_neutral(
     pad_id: int,
     token_budget: int,
     pca_layers: Sequence[int] | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> dict:
     """Token moments at `pca_layers` (default all) and mean residual norms at every layer."""
     n_layers = len(_layers(model))
@@ -288,6 +289,8 @@ def capture_neutral(
             _forward(model, ids, mask)
             _raise_if_nonfinite({k: v.reshape(1) for k, v in acc.bad.items()},
                                 [f"neutral batch of {items[batch[0]].source}"])
+            if on_batch:
+                on_batch(len(batch))
     return {
         "sum": {k: v.cpu() for k, v in acc.sum.items()},
         "gram": {k: v.cpu() for k, v in acc.gram.items()},

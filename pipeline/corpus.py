@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.generation import Generation, SamplingSettings, generate_seeded
+from pipeline.progress import Ticker
 from pipeline.prompts import render_prompt
 from pipeline.registry import ModelSpec
 from pipeline.scale import ScalePreset
@@ -203,6 +204,8 @@ def generate_corpus(
     work: list[tuple[int | None, Sequence[Job]]] = [
         (index, [by_id[j] for j in calls.shards[index]["jobs"]]) for index in redo
     ] + [(None, batch) for batch in _batches(pending, batch_size)]
+    ticker = Ticker(log, f"{spec.name}/{kind}", len(jobs), "calls",
+                    done=len(done) - sum(len(calls.shards[i]["jobs"]) for i in redo))
     started = time.time()
     try:
         for index, batch in work:
@@ -233,6 +236,8 @@ def generate_corpus(
                 items.replace(index, item_records)
                 calls.replace(index, call_records)
             bar.update(len(batch))
+            if ticker:
+                ticker.update(len(batch))
     except KeyboardInterrupt:
         finished = len(calls.completed_jobs())
         raise KeyboardInterrupt(

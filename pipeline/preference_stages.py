@@ -37,6 +37,7 @@ from pipeline.preferences import (
     preference_pass,
     resolve_choice_tokens,
 )
+from pipeline.progress import Ticker
 from pipeline.ratings import (
     fit_bradley_terry,
     fit_position_bradley_terry,
@@ -207,7 +208,10 @@ def preferences_stage(runtime: ModelRuntime, store: ArtifactStore,
         started = time.time()
         setup = preference_setup(runtime, settings.token_budget)
         readout = choice_readout(runtime.model, setup.choice)
-        diffs, _ = preference_pass(runtime.model, setup.batches, readout)
+        ticker = Ticker(settings.log, f"{runtime.spec.name}/preferences", len(setup.prompts),
+                        "prompts")
+        diffs, _ = preference_pass(runtime.model, setup.batches, readout,
+                                   on_batch=ticker.update)
         n = len(setup.activities)
         matrix = diff_matrix(diffs, setup.prompts, n, setup.activities)
         pass_s = time.time() - started
@@ -443,8 +447,11 @@ def _build_steered(runtime: ModelRuntime, work: Path, baseline: BaselinePreferen
                                  strength=strength, mean_norms=vectors.mean_norms),
                 masks.__getitem__,
             )
+            ticker = Ticker(settings.log, f"{runtime.spec.name}/steered_preferences "
+                            f"{conditions[k]}", sum(len(setup.batches[p].indices) for p in rerun),
+                            "prompts")
             diffs, _ = preference_pass(model, setup.batches, readout, steering=steering,
-                                       replay=cache, only=rerun)
+                                       replay=cache, only=rerun, on_batch=ticker.update)
             matrix = diff_matrix({**_flat(baseline.logit_diff, setup.prompts), **diffs},
                                  setup.prompts, n, setup.activities)
             _save_atomic(folder / f"{k:03d}.safetensors",

@@ -289,6 +289,7 @@ def preference_pass(
     capture_layer: int | None = None,
     replay: LayerCache | None = None,
     only: Sequence[int] | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> tuple[dict[int, float], LayerCache | None]:
     """logit(A) - logit(B) per prompt index, for the batches at positions `only` (default all).
 
@@ -331,6 +332,8 @@ def preference_pass(
             # Left padding: column -1 is every row's last real token, already final-normed.
             values = readout.logit_diff(output.last_hidden_state[:, -1]).cpu().numpy()  # [B]
             diffs.update(zip(batch.indices, values.astype(np.float64).tolist(), strict=True))
+            if on_batch:
+                on_batch(len(batch.indices))
     return diffs, cache
 
 

@@ -21,6 +21,7 @@ from pipeline.backends import BACKENDS, get_backend
 from pipeline.corpus import generate_corpus, neutral_jobs, story_jobs
 from pipeline.errors import BadInput
 from pipeline.generation import SamplingSettings
+from pipeline.progress import Ticker
 from pipeline.prompts import stop_key
 from pipeline.runtime import ModelRuntime
 from pipeline.shards import ShardStore, read_records
@@ -275,9 +276,10 @@ def activations_stage(runtime: ModelRuntime, store: ArtifactStore, stories: Arti
         texts = tokenize_texts(tokenizer, [it["text"] for it in items],
                                [index[it["emotion"]] for it in items],
                                [it["id"] for it in items], MAX_STORY_TOKENS)
+        ticker = Ticker(settings.log, f"{runtime.spec.name}/activations", len(texts), "stories")
         result = capture_stories(runtime.model, texts, n_groups=len(emotions),
                                  pad_id=tokenizer.pad_token_id, token_budget=settings.token_budget,
-                                 keep_layer=runtime.spec.analysis_layer)
+                                 keep_layer=runtime.spec.analysis_layer, on_batch=ticker.update)
         tensors = {"sums": result["sums"], "counts": result["counts"]}
         if "story_means" in result:
             tensors["story_means"] = result["story_means"].contiguous()
@@ -311,8 +313,10 @@ def neutral_stats_stage(runtime: ModelRuntime, store: ArtifactStore, neutral: Ar
         tokenizer = runtime.tokenizer
         texts = tokenize_texts(tokenizer, [it["text"] for it in items], [0] * len(items),
                                [it["id"] for it in items], MAX_NEUTRAL_TOKENS)
+        ticker = Ticker(settings.log, f"{runtime.spec.name}/neutral_stats", len(texts), "dialogues")
         result = capture_neutral(runtime.model, texts, special_ids=set(tokenizer.all_special_ids),
-                                 pad_id=tokenizer.pad_token_id, token_budget=settings.token_budget)
+                                 pad_id=tokenizer.pad_token_id, token_budget=settings.token_budget,
+                                 on_batch=ticker.update)
         tensors = {"mean_norms": result["mean_norms"]}
         for layer in result["sum"]:
             tensors[f"sum.{layer}"] = result["sum"][layer]
