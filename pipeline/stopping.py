@@ -30,11 +30,12 @@ MARKERS = {
 def newline_token_ids(tokenizer) -> torch.Tensor:
     """[V] bool: tokens whose text holds a newline (the only ones that can close a line)."""
     size = max(len(tokenizer), getattr(tokenizer, "vocab_size", 0))
+    ids = sorted(tokenizer.get_vocab().values())
+    # One batched decode (Rust for fast tokenizers): byte-level "Ċ" and byte-fallback
+    # "<0x0A>" both come out as "\n".
+    texts = tokenizer.batch_decode([[i] for i in ids])
     flags = torch.zeros(size, dtype=torch.bool)
-    for token, index in tokenizer.get_vocab().items():
-        text = tokenizer.convert_tokens_to_string([token])
-        if "\n" in text:
-            flags[index] = True
+    flags[[i for i, text in zip(ids, texts, strict=True) if "\n" in text]] = True
     return flags
 
 
