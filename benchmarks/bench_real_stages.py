@@ -1,0 +1,250 @@
+"""Each stage on a real model against the bare model work it needs, as ratios (target 1.15x).
+
+    python benchmarks/bench_real_stages.py [--model smollm2_135m] [--calls 8] [--new-tokens 256]
+                                           [--gen-batch 8] [--neutral-calls 2] [--steering]
+
+The model must be registered and its weights resolvable (for smollm2_135m: the registry entry
+and `python -m pipeline fetch-models smollm2_135m`, or --model-path NAME=DIR). Every stage runs
+for real, in a fresh artifact store, through the same functions the scorecard calls; the bare
+work is what a stage cannot avoid:
+
+- stories / neutral: the stage's generate_corpus over `--calls` story calls (the first topic
+  of emotions spread over the list) against one `model.generate` per batch over the same
+  rendered prompts, same seeds, stopping only at end-of-turn and the token limit. The stage
+  also stops a call after its last story (pipeline.stopping), so it may generate fewer tokens
+  than the bare run: the ratio then says what the criterion saves net of its own cost;
+- activations / neutral_stats: the capture stage (hooks at every layer, in-hook reduction,
+  tokenizing, writing) against a bare decoder forward over the same token batches;
+- preferences: the baseline stage over all 4032 prompts against a bare decoder forward over the
+  same batches;
+- with --steering, steered_preferences (top_k 1: the exemplars, one more and the control)
+  against one bare forward over the prompts it reruns per condition.
+
+Prints one JSON line per stage (wall_s, bare_s, ratio) and a summary line. Machines here are
+shared: compare ratios within one run, and rerun when a ratio looks off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline.activations import _pad_left, base_model, length_batches, tokenize_texts  # noqa: E402
+from pipeline.artifacts import ArtifactStore  # noqa: E402
+from pipeline.corpus import generate_corpus, neutral_jobs, story_jobs  # noqa: E402
+from pipeline.devices import decoding_threads, input_device  # noqa: E402
+from pipeline.generation import SamplingSettings  # noqa: E402
+from pipeline.models import resolve_weights  # noqa: E402
+from pipeline.prompts import batch_encode, render_prompt  # noqa: E402
+from pipeline.registry import get_spec  # noqa: E402
+from pipeline.runtime import ModelRuntime  # noqa: E402
+from pipeline.scale import ScalePreset  # noqa: E402
+from pipeline.stages import (  # noqa: E402
+    MAX_NEUTRAL_TOKENS,
+    MAX_STORY_TOKENS,
+    StageSettings,
+    _sampling,
+    load_items,
+)
+
+TARGET = 1.15
+QUIET = StageSettings(log=lambda message: None)
+
+
+def timed(fn):
+    started = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - started
+
+
+def bare_generate(runtime, jobs, settings: SamplingSettings, batch_size: int) -> int:
+    """model.generate per batch, same prompts and seeds as generate_corpus; returns tokens."""
+    import zlib
+
+    model, tokenizer, spec = runtime.model, runtime.tokenizer, runtime.spec
+    device = input_device(model)
+    tokens = 0
+    for start in range(0, len(jobs), batch_size):
+        batch = jobs[start:start + batch_size]
+        prompts = [render_prompt(tokenizer, job.user, fmt=spec.prompt_format,
+                                 chat_template_args=spec.chat_template_args,
+                                 assistant_prefill=job.prefill) for job in batch]
+        ids, mask, _ = batch_encode(prompts, tokenizer.pad_token_id, side="left")
+        torch.manual_seed(zlib.crc32(f"{settings.seed}:{batch[0].id}".encode()))
+        with decoding_threads(model, device), torch.inference_mode():
+            out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
+                                 max_new_tokens=settings.max_new_tokens, do_sample=True,
+                                 temperature=settings.temperature, top_p=settings.top_p,
+                                 pad_token_id=tokenizer.pad_token_id)
+        new = out[:, ids.shape[1]:]
+        tokens += int((new != tokenizer.pad_token_id).sum())
+    return tokens
+
+
+def bare_forward(model, batches) -> None:
+    """A decoder forward (no LM head, no hooks) over prepared (ids, mask[, position_ids])."""
+    decoder = base_model(model)
+    with torch.inference_mode():
+        for batch in batches:
+            decoder(**batch, use_cache=False)
+
+
+def capture_batches(tokenizer, texts, max_tokens: int, token_budget: int):
+    items = tokenize_texts(tokenizer, texts, [0] * len(texts), [str(i) for i in range(len(texts))],
+                           max_tokens)
+    out = []
+    for batch in length_batches(items, token_budget):
+        ids, mask = _pad_left([items[i].input_ids for i in batch], tokenizer.pad_token_id)
+        out.append({"input_ids": ids, "attention_mask": mask})
+    return out
+
+
+def report(stage: str, wall: float, bare: float, **extra) -> dict:
+    row = {"stage": stage, "wall_s": round(wall, 2), "bare_s": round(bare, 2),
+           "ratio": round(wall / bare, 3), "target": TARGET, **extra}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def corpus_row(kind, runtime, store_dir, jobs, sampling, batch_size):
+    spec = runtime.spec
+    summary, wall = timed(lambda: generate_corpus(
+        kind=kind, jobs=jobs, model=runtime.model, tokenizer=runtime.tokenizer, spec=spec,
+        settings=sampling, work_dir=store_dir / kind, batch_size=batch_size, show_progress=False))
+    bare_settings = SamplingSettings(max_new_tokens=sampling.max_new_tokens,
+                                     temperature=sampling.temperature, top_p=sampling.top_p,
+                                     seed=sampling.seed)
+    bare_tokens, bare = timed(lambda: bare_generate(runtime, jobs, bare_settings, batch_size))
+    return report(kind, wall, bare, calls=len(jobs), batch=batch_size,
+                  max_new_tokens=sampling.max_new_tokens, bare_generated_tokens=bare_tokens,
+                  items=summary["n_items"], calls_hit_limit=summary["n_calls_hit_length_limit"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="smollm2_135m")
+    parser.add_argument("--model-path", default=None, help="weights directory (else registry)")
+    parser.add_argument("--calls", type=int, default=8, help="story calls")
+    parser.add_argument("--neutral-calls", type=int, default=2)
+    parser.add_argument("--new-tokens", type=int, default=256)
+    parser.add_argument("--gen-batch", type=int, default=8)
+    parser.add_argument("--token-budget", type=int, default=8192)
+    parser.add_argument("--steering", action="store_true", help="also time steered conditions")
+    parser.add_argument("--skip-preferences", action="store_true")
+    args = parser.parse_args()
+
+    spec = get_spec(args.model)
+    location = resolve_weights(spec, {spec.name: args.model_path} if args.model_path else {})
+    scale = ScalePreset("bench", 1, 12, args.new_tokens, 1, 12, args.new_tokens)
+    runtime = ModelRuntime(spec, location, device="cpu")
+    rows = []
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        all_story = story_jobs(scale)
+        jobs = all_story[:: max(1, len(all_story) // args.calls)][: args.calls]
+        runtime.scale = scale
+        # Warm-up outside the timings: first-call thread start-up, and the stopping criterion's
+        # one vocabulary scan per tokenizer (cached for the run, as in a real build).
+        from pipeline.generation import _cached
+        from pipeline.stopping import newline_token_ids
+
+        _cached(runtime.tokenizer, newline_token_ids)
+        bare_generate(runtime, jobs[:1], SamplingSettings(max_new_tokens=4), 1)
+        rows.append(corpus_row("stories", runtime, root, jobs, _sampling(runtime, "stories"),
+                               args.gen_batch))
+        rows.append(corpus_row("neutral", runtime, root, neutral_jobs(scale)[: args.neutral_calls],
+                               _sampling(runtime, "neutral"), args.gen_batch))
+
+        # Capture stages over what was just generated, through the stage functions.
+        from pipeline.shards import read_records
+        from pipeline.stages import activations_stage, neutral_stats_stage
+
+        store = ArtifactStore(root / "store")
+        settings = StageSettings(log=lambda m: None, token_budget=args.token_budget)
+
+        class Fake:  # an Artifact stand-in over the corpus folders: load_items reads .path
+            def __init__(self, path, key):
+                self.path, self.key, self.provenance = path, key, {}
+
+        stories, neutral = Fake(root / "stories", "bench-stories"), Fake(root / "neutral",
+                                                                          "bench-neutral")
+        texts = [it["text"] for it in read_records(stories.path, "items")]
+        _, wall = timed(lambda: activations_stage(runtime, store, stories, settings))
+        batches = capture_batches(runtime.tokenizer, texts, MAX_STORY_TOKENS, args.token_budget)
+        _, bare = timed(lambda: bare_forward(runtime.model, batches))
+        rows.append(report("activations", wall, bare, stories=len(texts)))
+        dialogues = [it["text"] for it in load_items(neutral)]
+        _, wall = timed(lambda: neutral_stats_stage(runtime, store, neutral, settings))
+        batches = capture_batches(runtime.tokenizer, dialogues, MAX_NEUTRAL_TOKENS,
+                                  args.token_budget)
+        _, bare = timed(lambda: bare_forward(runtime.model, batches))
+        rows.append(report("neutral_stats", wall, bare, dialogues=len(dialogues)))
+
+        if not args.skip_preferences:
+            from pipeline.preference_stages import (
+                PreferenceSettings,
+                load_preferences,
+                preference_setup,
+                preferences_stage,
+            )
+
+            prefs = PreferenceSettings.for_device("cpu", log=lambda m: None)
+            artifact, wall = timed(lambda: preferences_stage(runtime, store, prefs))
+            setup = preference_setup(runtime, prefs.token_budget)
+            forward = [{"input_ids": b.input_ids, "attention_mask": b.attention_mask,
+                        "position_ids": b.position_ids} for b in setup.batches]
+            _, bare = timed(lambda: bare_forward(runtime.model, forward))
+            rows.append(report("preferences", wall, bare, prompts=len(setup.prompts)))
+            if args.steering:
+                rows.append(steering_row(runtime, store, load_preferences(artifact), setup,
+                                         prefs))
+    summary = {"model": spec.name, "device": "cpu", "threads": torch.get_num_threads(),
+               "total_s": round(time.perf_counter() - started, 1),
+               "worst": max(rows, key=lambda r: r["ratio"])["stage"],
+               "within_target": [r["stage"] for r in rows if r["ratio"] <= TARGET],
+               "over_target": [r["stage"] for r in rows if r["ratio"] > TARGET]}
+    print(json.dumps(summary), flush=True)
+
+
+def steering_row(runtime, store, baseline, setup, prefs):
+    """steered_preferences with top_k 1 on planted vectors, against bare reruns per condition."""
+    import numpy as np
+
+    from pipeline.preference_stages import (
+        activity_probes_stage,
+        load_activity_probes,
+        steered_preferences_stage,
+    )
+    from pipeline.stages import EmotionVectors
+    from pipeline.stimuli import load_emotions
+
+    emotions = load_emotions()
+    config = runtime.model.config
+    rng = np.random.default_rng(0)
+    raw = rng.standard_normal((config.num_hidden_layers, len(emotions), config.hidden_size))
+    vectors = EmotionVectors(emotions=emotions, raw=raw, denoised=raw,
+                             mean_norms=np.full(config.num_hidden_layers, 10.0), pcs=(),
+                             counts=np.full(len(emotions), 12), key="bench-planted")
+    probes = load_activity_probes(activity_probes_stage(runtime, store, vectors, prefs))
+    artifact, wall = timed(lambda: steered_preferences_stage(runtime, store, baseline, probes,
+                                                             vectors, prefs, top_k=1))
+    n_conditions = artifact.provenance["result"]["n_conditions"]
+    rerun = [{"input_ids": b.input_ids, "attention_mask": b.attention_mask,
+              "position_ids": b.position_ids} for b in setup.batches if b.group == 1]
+    _, one = timed(lambda: bare_forward(runtime.model, rerun))
+    return report("steered_preferences", wall, one * n_conditions, conditions=n_conditions,
+                  note="bare = one full forward over the rerun prompts per condition; the stage "
+                       "replays the layers below the steering layer and adds a check pass")
+
+
+if __name__ == "__main__":
+    main()
