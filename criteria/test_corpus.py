@@ -21,19 +21,12 @@ def per_emotion_counts(activations) -> dict[str, int]:
     return {e: int(c) for e, c in zip(load_emotions(), counts, strict=True)}
 
 
-def shortfall(counts: dict[str, int], minimum: int) -> tuple[list[str], list[str]]:
-    """(emotions with no usable story, emotions with some but fewer than `minimum`)."""
-    empty = [e for e, c in counts.items() if c == 0]
-    short = [e for e, c in counts.items() if 0 < c < minimum]
-    return empty, short
-
-
 def test_every_emotion_has_usable_generated_stories(runtime, stories, activations, scorecard):
     summary = dict(stories.provenance.get("result", {}))
     summary.update({f"capture_{k}": v for k, v in activations.provenance["result"].items()})
     counts = per_emotion_counts(activations)
-    minimum = 1
-    empty, short = shortfall(counts, minimum)
+    minimum = runtime.scale.min_stories
+    empty, short = runtime.scale.shortfall(counts)
     summary.update({"usable_stories_per_emotion": counts,
                     "min_stories_at_this_scale": minimum,
                     "emotions_without_story": empty, "emotions_short": short})

@@ -409,3 +409,14 @@ def test_v10_v11_say_when_the_scale_steers_fewer_emotions_and_judge_v11_on_that_
     full = v11_row("m", _effects(36, agree=24), signal=signal)
     assert full.threshold == 24 and full.passed and "this scale" not in full.explanation
 
+
+
+def test_the_steering_plan_shrinks_with_the_preset_and_is_the_papers_at_full_scale():
+    from pipeline.scale import SCALES
+    from pipeline.steering_plan import N_TOP_EMOTIONS
+
+    assert SCALES["full"].steered_top_k == SCALES["reduced"].steered_top_k == N_TOP_EMOTIONS
+    cpu = [s for s in SCALES.values() if s.steered_top_k < N_TOP_EMOTIONS]
+    assert cpu, "some CPU preset must steer fewer emotions"
+    # the plan is not part of the corpus key: the same stories serve every plan size
+    assert "steered_top_k" not in SCALES["full"].describe()
