@@ -120,4 +120,18 @@ def generate_seeded(
                             top_k=settings.top_k, greedy=not settings.do_sample)
     rollouts = generate(model, tokenizer, prompts, decode, seeds=list(seeds),
                         batch_size=max(1, len(prompts)))
-    return [Generation(text=r.text, n_tokens=r.n_tokens, finished=r.finished) for r in rollouts]
+    out = [Generation(text=r.text, n_tokens=r.n_tokens, finished=r.finished) for r in rollouts]
+    if settings.stop_after_items:
+        # This decoder has no stopping-criteria hook yet: the rows ran on, and the text after
+        # the call's last item (from the next marker line) is cut here, as generate_batch does.
+        from pipeline.stopping import item_cut, newline_token_ids
+
+        newline = _cached(tokenizer, newline_token_ids)
+        for k, r in enumerate(rollouts):
+            cut = item_cut(tokenizer, r.token_ids, settings.stop_after_items,
+                           settings.item_marker, newline)
+            if cut is not None:
+                kept = r.token_ids[:cut]
+                out[k] = Generation(text=tokenizer.decode(kept, skip_special_tokens=True),
+                                    n_tokens=len(kept), finished=True)
+    return out

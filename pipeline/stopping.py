@@ -101,3 +101,19 @@ class ItemStop(StoppingCriteria):
     def cut_positions(self, batch: int) -> Sequence[int | None]:
         """Per row: generated tokens to keep (before the stopping marker line), or None."""
         return self.cut if self.cut else [None] * batch
+
+
+def item_cut(tokenizer, token_ids: Sequence[int], n_items: int, marker: str,
+             newline_ids: torch.Tensor) -> int | None:
+    """Generated tokens to keep from a finished row (None: it never completed n items).
+
+    The same rule as `ItemStop`, applied after decoding: for decoders without a stopping-criteria
+    hook (pipeline.steered_generation's per-job seeded loop), which keep sampling to their end.
+    """
+    stop = ItemStop(tokenizer, 0, n_items, marker, newline_ids)
+    ids = list(token_ids)
+    for k, token in enumerate(ids):
+        if token < len(newline_ids) and newline_ids[token]:
+            if stop(torch.tensor([ids[: k + 1]]), None)[0]:
+                break
+    return stop.cut_positions(1)[0]

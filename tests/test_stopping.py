@@ -71,5 +71,18 @@ def test_generate_batch_runs_with_the_criterion(tiny_spec, tiny_location):
     settings = SamplingSettings(max_new_tokens=24, stop_after_items=1, item_marker="story")
     out = generate_batch(runtime.model, runtime.tokenizer, prompts, settings, seed=0)
     assert len(out) == 2 and all(o.n_tokens <= 24 for o in out)
-    assert SamplingSettings(8).describe() == {"max_new_tokens": 8, "temperature": 1.0,
-                                              "top_p": 0.95, "do_sample": True, "seed": 0}
+    # without the rule, the sampling key is what it was before the rule existed
+    assert not {"stop_after_items", "item_marker"} & set(SamplingSettings(8).describe())
+    assert SamplingSettings(8, stop_after_items=12, item_marker="story").describe()[
+        "stop_after_items"] == 12
+
+
+def test_the_seeded_decoder_keeps_nothing_after_the_last_story(tiny_tokenizer):
+    from pipeline.stopping import item_cut, newline_token_ids
+
+    text = "Rain again.\n\n" + _stories(6)  # 5 more marked stories: 6 in all
+    ids = tiny_tokenizer(text, add_special_tokens=False)["input_ids"]
+    cut = item_cut(tiny_tokenizer, ids, 3, "story", newline_token_ids(tiny_tokenizer))
+    stories = corpus.split_stories(corpus.STORY_PREFILL + tiny_tokenizer.decode(ids[:cut]))
+    assert len(stories) == 3 and all(stories)
+    assert item_cut(tiny_tokenizer, ids, 12, "story", newline_token_ids(tiny_tokenizer)) is None
