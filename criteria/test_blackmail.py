@@ -12,6 +12,7 @@ from pipeline.behaviour_stages import RANDOM, UNSTEERED, Cell
 from pipeline.blackmail_judge import accuracy, classify_rule_based, count_verdicts, load_labelled
 from pipeline.figures_behaviour import blackmail_curve
 from pipeline.rows import blackmail_row, rate_text
+from pipeline.scorecard import judge
 from pipeline.stats import wilson_interval
 
 PAPER_POINTS = {
@@ -117,10 +118,32 @@ def _compare(
     scorecard.require(result)
 
 
+def _unsteerable(criterion, runtime, emotion_vectors, config, scorecard, emotion) -> bool:
+    """A real model's corpus can leave `emotion` without a usable story: the row is then a
+    computed FAIL that says why, never a crash of the rollout stage (issue 12)."""
+    if emotion not in emotion_vectors.missing:
+        return False
+    nan = float("nan")
+    result = judge(
+        criterion, runtime.spec.name, nan, (nan, nan), value_text="n/a",
+        explanation=(
+            f"cannot be computed: the blackmail experiment steers with {emotion!r}, which has no "
+            "emotion vector (no story of 50+ tokens in this corpus); no rollouts were run. Use a "
+            f"larger --scale or a --stories-file with usable {emotion!r} stories"),
+        method="not run", details={"unsteerable": emotion,
+                                   "config_vectors": list(config.vectors)})
+    scorecard.require(scorecard.record(result))
+    return True
+
+
 @pytest.mark.criterion("B1")
 def test_b1_desperation_raises_the_blackmail_rate(
-    runtime, blackmail_counts, blackmail_config, judge_description, scorecard
+    runtime, emotion_vectors, blackmail_config, scorecard, request
 ):
+    if _unsteerable("B1", runtime, emotion_vectors, blackmail_config, scorecard, "desperate"):
+        return
+    blackmail_counts = request.getfixturevalue("blackmail_counts")
+    judge_description = request.getfixturevalue("judge_description")
     _compare(
         "B1",
         runtime,
@@ -136,8 +159,12 @@ def test_b1_desperation_raises_the_blackmail_rate(
 
 @pytest.mark.criterion("B2")
 def test_b2_calm_lowers_the_blackmail_rate(
-    runtime, blackmail_counts, blackmail_config, judge_description, scorecard
+    runtime, emotion_vectors, blackmail_config, scorecard, request
 ):
+    if _unsteerable("B2", runtime, emotion_vectors, blackmail_config, scorecard, "calm"):
+        return
+    blackmail_counts = request.getfixturevalue("blackmail_counts")
+    judge_description = request.getfixturevalue("judge_description")
     _compare(
         "B2",
         runtime,
