@@ -118,12 +118,31 @@ def generate_seeded(
     decode = DecodeSettings(max_new_tokens=settings.max_new_tokens,
                             temperature=settings.temperature, top_p=settings.top_p,
                             top_k=settings.top_k, greedy=not settings.do_sample)
+    row_stop = None
+    if settings.stop_after_items:
+        from pipeline.stopping import ItemStop, newline_token_ids
+
+        newline = _cached(tokenizer, newline_token_ids)
+
+        def row_stop():
+            # A row stops sampling on the token that completes the marker line of item n + 1;
+            # `cut_after_items` then drops that line, as generate_batch's criterion does.
+            return ItemStop(tokenizer, 0, settings.stop_after_items, settings.item_marker,
+                            newline)
+
     rollouts = generate(model, tokenizer, prompts, decode, seeds=list(seeds),
-                        batch_size=max(1, len(prompts)))
+                        batch_size=max(1, len(prompts)), row_stop=row_stop)
+    return cut_after_items(tokenizer, rollouts, settings)
+
+
+def cut_after_items(tokenizer, rollouts, settings: SamplingSettings) -> list[Generation]:
+    """Generations from seeded rollouts, each cut before its item n + 1 (`stop_after_items`).
+
+    The rule is causal (it fires on the first token that completes the n-th generated marker
+    line), so the cut is the same whether the row ran on to its length limit or stopped there.
+    """
     out = [Generation(text=r.text, n_tokens=r.n_tokens, finished=r.finished) for r in rollouts]
     if settings.stop_after_items:
-        # This decoder has no stopping-criteria hook yet: the rows ran on, and the text after
-        # the call's last item (from the next marker line) is cut here, as generate_batch does.
         from pipeline.stopping import item_cut, newline_token_ids
 
         newline = _cached(tokenizer, newline_token_ids)

@@ -15,7 +15,7 @@ one prefill whose cache is then repeated, which removes the dominant cost for lo
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -129,6 +129,7 @@ def decode(
     return_logits: bool = False,
     stop_strings: Sequence[str] = (),
     tokenizer=None,
+    row_stop=None,
 ) -> DecodeOutput:
     """Decode from a left-padded batch (input_ids, attention_mask: [B, T]) with the KV cache.
 
@@ -136,6 +137,12 @@ def decode(
     every forward call (None or empty: no hook at all). A row also stops once its decoded text
     contains one of `stop_strings` (needs `tokenizer`); its length then counts every token up to
     and including the one that completed it, for `cut_at_stop_strings` to cut.
+
+    `row_stop` (a transformers-style stopping criterion, e.g. pipeline.stopping.ItemStop built
+    with prompt_width=0) is called each step with the generated tokens so far ([B, step + 1] on
+    the CPU; rows already done hold pad) and returns [B] bool; a live row it ends keeps every
+    token up to and including the newest, like a stop string, and is not extended again. Rows
+    are independent (own generator, own logits), so stopping one changes no other row's tokens.
     """
     if stop_strings and tokenizer is None:
         raise ValueError("stop_strings need the tokenizer to decode with; pass tokenizer=")
@@ -182,6 +189,8 @@ def decode(
             generators = [torch.Generator(device=where).manual_seed(int(s)) for s in seeds]
         done = torch.zeros(batch, dtype=torch.bool, device=where)
         stop_ids = torch.tensor(sorted(eos_ids), dtype=torch.long, device=where)
+        generated = (torch.full((batch, settings.max_new_tokens), pad_id, dtype=torch.long)
+                     if row_stop is not None else None)
         for step in range(settings.max_new_tokens):
             if return_logits:
                 step_logits.append(logits.cpu())
@@ -199,6 +208,13 @@ def decode(
                     if any(stop in tail for stop in stop_strings):
                         lengths[row] = step + 1
                         stopped[row] = True
+            if row_stop is not None:
+                live = ~(done | stopped)
+                generated[:, step] = torch.where(live, token, pad_id).cpu()
+                ended = row_stop(generated[:, : step + 1], None).to(where) & live
+                for row in ended.nonzero().flatten().tolist():
+                    lengths[row] = step + 1
+                stopped |= ended
             done |= stopped
             # Rows done before this step write pad; a row stopped by a string keeps its token.
             token = torch.where(done & ~stopped | torch.isin(token, stop_ids) & stopped,
@@ -235,8 +251,12 @@ def generate(
     seeds: Sequence[int] | None = None,
     steering: Mapping[int, torch.Tensor] | None = None,
     batch_size: int = 16,
+    row_stop: Callable[[], object] | None = None,
 ) -> list[Rollout]:
-    """One continuation per prompt, in batches of `batch_size`, left-padded."""
+    """One continuation per prompt, in batches of `batch_size`, left-padded.
+
+    `row_stop` builds a fresh stopping criterion per batch (see `decode`); None: none.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}; expected at least 1")
     if seeds is not None and len(seeds) != len(prompts):
@@ -265,6 +285,7 @@ def generate(
             steering=steering,
             stop_strings=stop_strings,
             tokenizer=tokenizer,
+            row_stop=None if row_stop is None else row_stop(),
         )
         for row in range(len(chunk)):
             tokens = [int(t) for t in result.tokens[row, : result.lengths[row]]]

@@ -107,8 +107,8 @@ def item_cut(tokenizer, token_ids: Sequence[int], n_items: int, marker: str,
              newline_ids: torch.Tensor) -> int | None:
     """Generated tokens to keep from a finished row (None: it never completed n items).
 
-    The same rule as `ItemStop`, applied after decoding: for decoders without a stopping-criteria
-    hook (pipeline.steered_generation's per-job seeded loop), which keep sampling to their end.
+    The same rule as `ItemStop`, applied after decoding: pipeline.steered_generation's per-job
+    seeded loop ends the row with an `ItemStop`, and this finds where its kept text ends.
     """
     stop = ItemStop(tokenizer, 0, n_items, marker, newline_ids)
     ids = list(token_ids)

@@ -86,3 +86,70 @@ def test_the_seeded_decoder_keeps_nothing_after_the_last_story(tiny_tokenizer):
     stories = corpus.split_stories(corpus.STORY_PREFILL + tiny_tokenizer.decode(ids[:cut]))
     assert len(stories) == 3 and all(stories)
     assert item_cut(tiny_tokenizer, ids, 12, "story", newline_token_ids(tiny_tokenizer)) is None
+
+
+class _NewlineHeavy(torch.nn.Module):
+    """The tiny model with its newline logit raised: its random text then has lines to count."""
+
+    def __init__(self, model, newline_id: int, bias: float):
+        super().__init__()
+        self.inner, self.newline_id, self.bias = model, newline_id, bias
+        self.config, self.generation_config = model.config, model.generation_config
+
+    def forward(self, **kwargs):
+        out = self.inner(**kwargs)
+        out.logits[..., self.newline_id] += self.bias
+        return out
+
+
+def _rule_point(tokenizer, token_ids, n_items) -> int | None:
+    """Generated tokens up to and including the one on which the rule ends the row."""
+    from pipeline.stopping import newline_token_ids
+
+    stop = ItemStop(tokenizer, 0, n_items, "story", newline_token_ids(tokenizer))
+    return _feed(stop, [], list(token_ids))
+
+
+def test_the_seeded_decoder_stops_sampling_at_the_rule_and_keeps_the_same_text(
+        tiny_tokenizer, tiny_model, monkeypatch):
+    """No token after the rule's point is sampled, and what is kept is byte-identical to the
+    old path (run to the length limit, then cut), whatever the batch size."""
+    import re
+
+    from pipeline import stopping
+    from pipeline.generation import SamplingSettings, cut_after_items, generate_seeded
+    from pipeline.prompts import render_prompt
+    from pipeline.steered_generation import DecodeSettings, generate
+
+    # The tiny model's random text never writes "[story k]"; count any non-empty line instead
+    # (the rule's machinery is the same, only the line pattern differs).
+    monkeypatch.setitem(stopping.MARKERS, "story", re.compile(r".+"))
+    newline = tiny_tokenizer("\n", add_special_tokens=False)["input_ids"][-1]
+    model = _NewlineHeavy(tiny_model, newline, bias=5.0)
+    prompts = [render_prompt(tiny_tokenizer, f"Write {k} stories.", fmt="raw",
+                             chat_template_args={}, assistant_prefill=corpus.STORY_PREFILL)
+               for k in range(5)]
+    seeds = [11, 12, 13, 14, 15]
+    settings = SamplingSettings(max_new_tokens=64, temperature=1.0, top_p=0.95, top_k=50,
+                                stop_after_items=3, item_marker="story")
+    decode = DecodeSettings(max_new_tokens=64, temperature=1.0, top_p=0.95, top_k=50)
+    old_raw = generate(model, tiny_tokenizer, prompts, decode, seeds=seeds, batch_size=5)
+    old = cut_after_items(tiny_tokenizer, old_raw, settings)  # the path before the hook
+    points = [_rule_point(tiny_tokenizer, r.token_ids, 3) for r in old_raw]
+    assert sum(p is not None for p in points) >= 3, "too few rows reach the rule to test it"
+
+    def make_stop():
+        return ItemStop(tiny_tokenizer, 0, 3, "story", stopping.newline_token_ids(tiny_tokenizer))
+
+    for batch_size in (5, 2, 1):
+        new_raw = generate(model, tiny_tokenizer, prompts, decode, seeds=seeds,
+                           batch_size=batch_size, row_stop=make_stop)
+        for o, n, point in zip(old_raw, new_raw, points, strict=True):
+            # sampled up to the rule's token and not one more (or, without it, as before)
+            assert n.n_tokens == (point if point is not None else o.n_tokens)
+            assert n.token_ids == o.token_ids[: n.n_tokens]
+        new = cut_after_items(tiny_tokenizer, new_raw, settings)
+        assert [g.text.encode() for g in new] == [g.text.encode() for g in old]
+        assert [(g.n_tokens, g.finished) for g in new] == [(g.n_tokens, g.finished) for g in old]
+    # the corpus entry point uses the hook: same kept generations
+    assert generate_seeded(model, tiny_tokenizer, prompts, settings, seeds) == old
