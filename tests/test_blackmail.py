@@ -419,3 +419,17 @@ def test_an_unknown_steering_emotion_fails_before_any_generation(tmp_path, tiny_
 def test_a_judge_method_other_than_rule_or_llm_is_rejected():
     with pytest.raises(ValueError, match="'keyword'"):
         JudgeConfig("keyword")  # type: ignore[arg-type]
+
+
+def test_an_emotion_without_a_vector_is_not_steered_and_the_other_cells_still_run(
+    tmp_path, tiny_runtime
+):
+    """A short corpus can leave `desperate` without a vector: its cells are left out (B1 then
+    fails saying why) and calm's cells still run, so B2 keeps its verdict."""
+    vectors = _vectors()
+    vectors = dataclasses.replace(vectors, counts=np.array([1.0, 0.0]))  # desperate: no story
+    assert vectors.missing == ("desperate",)
+    config = dataclasses.replace(CONFIG, n_rollouts=1, strengths=(0.0, 0.1))
+    rollouts = load_rollouts(rollouts_stage(tiny_runtime, ArtifactStore(tmp_path), vectors,
+                                            config, SETTINGS, _short_scenario()))
+    assert sorted({r["cell"] for r in rollouts}) == ["calm+0.100", "random+0.100", "unsteered"]
