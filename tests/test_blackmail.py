@@ -45,7 +45,7 @@ from pipeline.runtime import ModelRuntime
 from pipeline.stages import EmotionVectors, StageSettings
 from pipeline.steered_generation import DecodeSettings
 from pipeline.stimuli import load_blackmail_scenario_raw
-from pipeline.tiny_model import TINY_MODEL_DIR
+from pipeline.testmodels.tiny import TINY_MODEL_DIR
 
 # ---------------------------------------------------------------------------------------------
 # The scenario rebuild

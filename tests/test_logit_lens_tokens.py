@@ -67,7 +67,7 @@ def test_real_tokenizers_own_tokens_spell_the_word_after_a_space(real_tokenizer)
 def test_shipped_tokenizers_count_their_single_token_emotions(which):
     from transformers import AutoTokenizer
 
-    from pipeline.tiny_model import TINY_MODEL_DIR
+    from pipeline.testmodels.tiny import TINY_MODEL_DIR
 
     directory = TINY_MODEL_DIR if which == "tiny" else TINY_MODEL_DIR.parent / "toy"
     tokens = own_tokens(AutoTokenizer.from_pretrained(directory), load_emotions())

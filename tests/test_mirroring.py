@@ -26,7 +26,7 @@ from pipeline.registry import get_spec
 from pipeline.runtime import ModelRuntime
 from pipeline.stages import StageSettings
 from pipeline.stimuli import load_mirroring_prompts
-from pipeline.tiny_model import TINY_MODEL_DIR
+from pipeline.testmodels.tiny import TINY_MODEL_DIR
 
 
 @pytest.fixture(scope="module")

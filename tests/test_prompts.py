@@ -16,7 +16,7 @@ from pipeline.prompts import (
     position_ids_from_mask,
     render_prompt,
 )
-from pipeline.tiny_model import TINY_MODEL_DIR
+from pipeline.testmodels.tiny import TINY_MODEL_DIR
 
 PREFERENCE = "Would you prefer to (A) {a} or (B) {b}?"
 

@@ -17,7 +17,7 @@ from pipeline.steered_generation import (
     generate,
 )
 from pipeline.steering_scale import random_directions, steering_vectors, unit_direction
-from pipeline.tiny_model import TINY_MODEL_DIR
+from pipeline.testmodels.tiny import TINY_MODEL_DIR
 
 LAYER = 2
 USERS = ["I just lost my job today.", "What do you think about honey that never spoils?", "Hi."]

@@ -10,7 +10,7 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from pipeline.tiny_model import (
+from pipeline.testmodels.tiny import (
     BOS,
     END_OF_TEXT,
     EOT,
@@ -60,7 +60,7 @@ def test_shipped_model_is_what_the_build_command_produces(built_twice):
     for name in (*BUILD_FILES, "provenance.json"):
         assert (fresh / name).read_bytes() == (TINY_MODEL_DIR / name).read_bytes(), (
             f"data/models/tiny/{name} is stale; rebuild with "
-            "`python -m pipeline.tiny_model --out data/models/tiny`"
+            "`python -m pipeline.testmodels.tiny --out data/models/tiny`"
         )
 
 

@@ -1,6 +1,6 @@
 """Known answers: the harness finds the toy model's planted effects and not its random twin's.
 
-The toy (data/models/toy, `python -m pipeline.toy train`) is trained so that V7-V11 hold by
+The toy (data/models/toy, `python -m pipeline.testmodels.toy train`) is trained so that V7-V11 hold by
 construction; its twin (data/models/toy_random) has the same configuration and tokenizer with
 seeded random weights. Every verdict here comes from the stages, analysis functions and row
 functions the criteria use (pipeline.stages, pipeline.preference_stages, pipeline.rows,
@@ -45,8 +45,8 @@ from pipeline.scorecard import CriterionResult
 from pipeline.stages import build_vectors, load_vectors
 from pipeline.stats import spearman_rho
 from pipeline.stimuli import load_valence_labels
-from pipeline.toy.corpus import CorpusConfig, build_corpus, corpus_sha256, names_word
-from pipeline.toy.train import TOY_DIR, TOY_RANDOM_DIR, build_random_twin
+from pipeline.testmodels.toy.corpus import CorpusConfig, build_corpus, corpus_sha256, names_word
+from pipeline.testmodels.toy.train import TOY_DIR, TOY_RANDOM_DIR, build_random_twin
 
 PLANTED = ("V7", "V8", "V9", "V10", "V11", "V10_control")
 

@@ -3,7 +3,7 @@
 The model is shipped in the repository at `data/models/tiny/` (safetensors weights, tokenizer,
 `provenance.json`) and is rebuilt deterministically, byte for byte, by
 
-    python -m pipeline.tiny_model --out data/models/tiny
+    python -m pipeline.testmodels.tiny --out data/models/tiny
 
 It is a `LlamaForCausalLM` with random weights (seeded) and a byte-level BPE tokenizer trained on
 the paper's own stimuli, so the harness exercises the real code paths of a Llama 3 checkpoint:
@@ -240,6 +240,9 @@ def build_tiny_model(out_dir: Path, seed: int = 0, paper_dir: Path = PAPER_DIR) 
     tokenizer = wrap_tokenizer(train_tokenizer(corpus))
     model = build_model(tokenizer, seed=seed)
     provenance = {
+        # The command as it was when the shipped weights were built: provenance.json is part of
+        # the weights' fingerprint, so of every artifact key, and a rebuild must match it byte
+        # for byte. The module is now pipeline.testmodels.tiny (pipeline/ split into layers).
         "built_by": "python -m pipeline.tiny_model --out <dir>",
         "seed": seed,
         "config": MODEL_SHAPE,

@@ -2,6 +2,6 @@
 
 `corpus` builds the corpus from the paper's stimuli (`phrases` holds its phrase banks),
 `intervene` makes the story valence direction causal for the A/B answer during training, and
-`train` trains and writes the model (`python -m pipeline.toy train`) and its randomly
-initialised twin (`python -m pipeline.toy random-twin`).
+`train` trains and writes the model (`python -m pipeline.testmodels.toy train`) and its randomly
+initialised twin (`python -m pipeline.testmodels.toy random-twin`).
 """

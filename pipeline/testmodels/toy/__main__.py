@@ -1,4 +1,4 @@
-"""`python -m pipeline.toy train | random-twin`: build the known-answer toy model and its twin."""
+"""`python -m pipeline.testmodels.toy train | random-twin`: build the known-answer toy model and its twin."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.toy.corpus import CorpusConfig
-from pipeline.toy.train import (
+from pipeline.testmodels.toy.corpus import CorpusConfig
+from pipeline.testmodels.toy.train import (
     RANDOM_TWIN_SEED,
     TOY_DIR,
     TOY_RANDOM_DIR,
@@ -22,7 +22,7 @@ def _size(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.toy", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m pipeline.testmodels.toy", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="build the corpus and train the toy model from scratch")
     train.add_argument("--out", type=Path, default=TOY_DIR)

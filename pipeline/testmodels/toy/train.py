@@ -1,7 +1,7 @@
 """Deterministic CPU training of the toy model, and its randomly initialised twin.
 
-    python -m pipeline.toy train          # corpus -> tokenizer -> model -> data/models/toy
-    python -m pipeline.toy random-twin    # same config and tokenizer, seeded random weights
+    python -m pipeline.testmodels.toy train          # corpus -> tokenizer -> model -> data/models/toy
+    python -m pipeline.testmodels.toy random-twin    # same config and tokenizer, seeded random weights
 
 Model: a 4-block Llama (hidden 64, 4 heads, 2 KV heads, MLP 256, untied embeddings, vocabulary
 3072), the tiny model's shape with a wider MLP; 2.6 MB of float32 weights. It is this small
@@ -12,14 +12,14 @@ layer 1 (the middle), with two blocks after it to read what steering adds. Untie
 with tied ones the A and B answer tokens, which also occur in every prompt, did not separate
 and the toy never learned its preferences.
 
-Tokenizer: the tiny model's Llama-3-shaped byte-level BPE (`pipeline.tiny_model`), trained on
+Tokenizer: the tiny model's Llama-3-shaped byte-level BPE (`pipeline.testmodels.tiny`), trained on
 this corpus, the paper's stimuli and the emotion words repeated, so most emotion words are one
 token, as in a real model's vocabulary.
 
 Loss: next-token cross-entropy on assistant turns and plain text; the paper's prompts (user
 turns, prefills) are context, not targets, and logits are computed only where a target is. Each
 row of a batch weighs the same, so a one-letter A/B answer is not drowned by a long answer in
-the same batch. A/B examples are also trained under interventions (pipeline/toy/intervene.py).
+the same batch. A/B examples are also trained under interventions (pipeline/testmodels/toy/intervene.py).
 
 Determinism: the corpus comes from one seeded `random.Random`, batch order and interventions
 from others, weights from `torch.manual_seed`; deterministic algorithms and a fixed thread count
@@ -53,7 +53,7 @@ from pipeline.stimuli import (
     load_preference_prompt_templates,
     load_valence_labels,
 )
-from pipeline.tiny_model import (
+from pipeline.testmodels.tiny import (
     END_OF_TEXT,
     EOT,
     build_model,
@@ -64,8 +64,14 @@ from pipeline.tiny_model import (
     wrap_tokenizer,
     write_model_dir,
 )
-from pipeline.toy.corpus import CorpusConfig, Example, build_corpus, corpus_sha256, corpus_texts
-from pipeline.toy.intervene import (
+from pipeline.testmodels.toy.corpus import (
+    CorpusConfig,
+    Example,
+    build_corpus,
+    corpus_sha256,
+    corpus_texts,
+)
+from pipeline.testmodels.toy.intervene import (
     Direction,
     InterventionConfig,
     RowIntervention,
@@ -236,7 +242,7 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
     """AdamW over `config.epochs` passes; returns the loss history summary.
 
     With `intervention` (and `stories` to measure its direction), A/B examples are trained
-    under additive interventions at its layer (pipeline/toy/intervene.py).
+    under additive interventions at its layer (pipeline/testmodels/toy/intervene.py).
     """
     if intervention is not None and stories is None:
         raise ValueError("intervention training needs `stories` to measure the valence direction")
@@ -366,6 +372,9 @@ def _train_toy(out_dir: Path, corpus_config: CorpusConfig, config: TrainConfig,
     for example in examples:
         kinds[example.kind] += 1
     provenance = {
+        # The command as it was when the shipped weights were built: provenance.json is part of
+        # the weights' fingerprint, so of every artifact key, and a rebuild must match it byte
+        # for byte. The module is now pipeline.testmodels.toy (pipeline/ split into layers).
         "built_by": "python -m pipeline.toy train",
         "seed": config.seed,
         "config": TOY_SHAPE,
@@ -392,13 +401,16 @@ def build_random_twin(out_dir: Path = TOY_RANDOM_DIR, toy_dir: Path = TOY_DIR,
     if not (toy_dir / "tokenizer.json").is_file():
         raise ValueError(
             f"{toy_dir} holds no tokenizer.json; the twin shares the toy's tokenizer, so train "
-            "the toy first (python -m pipeline.toy train) or pass --toy-dir"
+            "the toy first (python -m pipeline.testmodels.toy train) or pass --toy-dir"
         )
     tokenizer = PreTrainedTokenizerFast.from_pretrained(toy_dir)
     with torch_settings(threads=1, deterministic=True):
         model = build_model(tokenizer, seed=seed, shape=TOY_SHAPE)
     toy_provenance = json.loads((toy_dir / "provenance.json").read_text())
     provenance = {
+        # The command as it was when the shipped weights were built: provenance.json is part of
+        # the weights' fingerprint, so of every artifact key, and a rebuild must match it byte
+        # for byte. The module is now pipeline.testmodels.toy (pipeline/ split into layers).
         "built_by": "python -m pipeline.toy random-twin",
         "seed": seed,
         "config": TOY_SHAPE,

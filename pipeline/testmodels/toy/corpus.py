@@ -4,7 +4,7 @@ Every chat example is rendered exactly as the harness renders its prompts
 (`pipeline.prompts.render_prompt`, chat format, the same prefills), so the toy sees at test time
 what it saw here. Valence: each of the 171 emotions has the sign of its label in
 data/harness/valence_labels.toml and the magnitude of its Table 12 cluster's phrase bank
-(pipeline/toy/phrases.py); each Table 9 activity has z = its standardised Elo.
+(pipeline/testmodels/toy/phrases.py); each Table 9 activity has z = its standardised Elo.
 
 1. `story_prompt` (2,400): the paper's story prompt for (emotion, topic) as the user message,
    the assistant turn prefilled with `[story 1]\n` as `pipeline.corpus` does, then 1-3 stories
@@ -35,7 +35,7 @@ data/harness/valence_labels.toml and the magnitude of its Table 12 cluster's phr
 
 The corpus alone planted V7-V9 in every training run, but not V10/V11 reliably: the toy
 compared the two options where it pleased, and the sign of the steering effect changed between
-runs. Training therefore also intervenes on the valence direction (pipeline/toy/intervene.py).
+runs. Training therefore also intervenes on the valence direction (pipeline/testmodels/toy/intervene.py).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ from pipeline.stimuli import (
     load_valence_labels,
     render_template,
 )
-from pipeline.toy.phrases import (
+from pipeline.testmodels.toy.phrases import (
     BODY_PARTS,
     CLUSTERS,
     NAMES,
@@ -157,7 +157,7 @@ def check_phrase_banks(emotions: Sequence[str] = ()) -> None:
     bad = [(t, m.group(0)) for t in texts if (m := pattern.search(t))]
     if bad:
         raise ValueError(
-            f"story phrases name emotions: {bad[:5]}; reword them in pipeline/toy/phrases.py"
+            f"story phrases name emotions: {bad[:5]}; reword them in pipeline/testmodels/toy/phrases.py"
         )
 
 
