@@ -62,10 +62,10 @@ def without_eos(model):
 
 def tiny_with_story_prompts(n: int):
     from pipeline.corpus import story_jobs
+    from pipeline.inputs.registry import get_spec
+    from pipeline.inputs.scale import get_scale
     from pipeline.models import load_model, load_tokenizer, resolve_weights
     from pipeline.prompts import render_prompt
-    from pipeline.registry import get_spec
-    from pipeline.scale import get_scale
 
     spec = get_spec("tiny")
     location = resolve_weights(spec, {})
@@ -131,8 +131,8 @@ def saved_random(model, directory: Path, dtype: str):
     import shutil
 
     from pipeline import REPO_ROOT
+    from pipeline.inputs.registry import ModelSpec
     from pipeline.models import WeightsLocation
-    from pipeline.registry import ModelSpec
 
     model.save_pretrained(directory, safe_serialization=True)
     # vLLM loads a tokenizer with every model; the tiny one serves (ids in, ids out).

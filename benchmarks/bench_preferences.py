@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.models import random_llama, tiny  # noqa: E402
 from pipeline.activations import base_model  # noqa: E402
+from pipeline.inputs.stimuli import load_activities  # noqa: E402
 from pipeline.preferences import (  # noqa: E402
     Steering,
     build_preference_prompts,
@@ -42,7 +43,6 @@ from pipeline.steering_plan import (  # noqa: E402
     steering_mask,
 )
 from pipeline.steering_scale import random_directions, steering_vectors  # noqa: E402
-from pipeline.stimuli import load_activities  # noqa: E402
 
 
 def sync() -> None:

@@ -38,15 +38,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.activations import _pad_left, base_model, length_batches, tokenize_texts  # noqa: E402
-from pipeline.artifacts import ArtifactStore  # noqa: E402
 from pipeline.corpus import generate_corpus, neutral_jobs, story_jobs  # noqa: E402
 from pipeline.devices import decoding_threads, input_device  # noqa: E402
 from pipeline.generation import SamplingSettings  # noqa: E402
+from pipeline.inputs.artifacts import ArtifactStore  # noqa: E402
+from pipeline.inputs.registry import get_spec  # noqa: E402
+from pipeline.inputs.scale import ScalePreset  # noqa: E402
 from pipeline.models import resolve_weights  # noqa: E402
 from pipeline.prompts import batch_encode, render_prompt  # noqa: E402
-from pipeline.registry import get_spec  # noqa: E402
 from pipeline.runtime import ModelRuntime  # noqa: E402
-from pipeline.scale import ScalePreset  # noqa: E402
 from pipeline.stages import (  # noqa: E402
     MAX_NEUTRAL_TOKENS,
     MAX_STORY_TOKENS,
@@ -182,7 +182,7 @@ def main() -> None:
                                _sampling(runtime, "neutral"), args.gen_batch))
 
         # Capture stages over what was just generated, through the stage functions.
-        from pipeline.shards import read_records
+        from pipeline.inputs.shards import read_records
         from pipeline.stages import activations_stage, neutral_stats_stage
 
         store = ArtifactStore(root / "store")
@@ -238,13 +238,13 @@ def steering_row(runtime, store, baseline, setup, prefs):
     """steered_preferences with top_k 1 on planted vectors, against bare reruns per condition."""
     import numpy as np
 
+    from pipeline.inputs.stimuli import load_emotions
     from pipeline.preference_stages import (
         activity_probes_stage,
         load_activity_probes,
         steered_preferences_stage,
     )
     from pipeline.stages import EmotionVectors
-    from pipeline.stimuli import load_emotions
 
     emotions = load_emotions()
     config = runtime.model.config

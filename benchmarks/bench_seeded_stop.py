@@ -16,11 +16,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline import corpus  # noqa: E402
 from pipeline.generation import SamplingSettings, cut_after_items, generate_seeded  # noqa: E402
+from pipeline.inputs.registry import get_spec  # noqa: E402
+from pipeline.inputs.scale import SCALES  # noqa: E402
 from pipeline.models import resolve_weights  # noqa: E402
 from pipeline.prompts import render_prompt  # noqa: E402
-from pipeline.registry import get_spec  # noqa: E402
 from pipeline.runtime import ModelRuntime  # noqa: E402
-from pipeline.scale import SCALES  # noqa: E402
 from pipeline.steered_generation import DecodeSettings, generate  # noqa: E402
 
 

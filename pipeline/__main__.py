@@ -12,21 +12,21 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.artifacts import ArtifactStore, default_root
 from pipeline.backends import BACKENDS
 from pipeline.devices import parse_device_map
-from pipeline.errors import BadInput
-from pipeline.models import WeightsNotFound, resolve_weights
-from pipeline.options import (
+from pipeline.inputs.artifacts import ArtifactStore, default_root
+from pipeline.inputs.errors import BadInput
+from pipeline.inputs.options import (
     check_artifact_root,
     check_device,
     check_model_name,
     check_positive,
     parse_model_paths,
 )
-from pipeline.registry import get_spec, load_registry
+from pipeline.inputs.registry import get_spec, load_registry
+from pipeline.inputs.scale import SCALES
+from pipeline.models import WeightsNotFound, resolve_weights
 from pipeline.runtime import ModelRuntime
-from pipeline.scale import SCALES
 from pipeline.stages import (
     STAGES,
     StageSettings,

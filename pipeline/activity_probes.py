@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.inputs.stimuli import Activity, load_preference_prompt_templates, render_template
 from pipeline.probes import span_means
 from pipeline.prompts import RenderedPrompt, check_text_span, render_prompt, text_token_span
-from pipeline.stimuli import Activity, load_preference_prompt_templates, render_template
 
 
 def probe_prompts(

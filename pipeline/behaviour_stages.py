@@ -3,7 +3,7 @@ and their judgments.
 
 Like pipeline/stages.py, each `*_stage` function computes its inputs (model identity, stimuli
 digests, config, upstream keys, code version) and returns the cached artifact or builds it.
-Rollouts and judgments are resumable JSONL shards (pipeline/shards.py): a killed run keeps every
+Rollouts and judgments are resumable JSONL shards (pipeline/inputs/shards.py): a killed run keeps every
 finished batch and redoes only the batch it was in, so no rollout is lost or duplicated.
 """
 
@@ -18,7 +18,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from pipeline.artifacts import Artifact, ArtifactStore
 from pipeline.blackmail_judge import (
     DEFAULT_TARGET,
     JUDGE_PROMPT_VERSION,
@@ -27,15 +26,16 @@ from pipeline.blackmail_judge import (
     judge_with_model,
 )
 from pipeline.blackmail_scenario import Scenario, load_scenario, render_scenario
+from pipeline.inputs.artifacts import Artifact, ArtifactStore
+from pipeline.inputs.shards import ShardStore, read_records
+from pipeline.inputs.stimuli import load_mirroring_prompts, stimuli_digest
 from pipeline.mirroring import POSITIONS, SENTENCE_END, last_char_token
 from pipeline.probes import span_means
 from pipeline.prompts import RenderedPrompt, render_prompt, stop_key
 from pipeline.runtime import ModelRuntime
-from pipeline.shards import ShardStore, read_records
 from pipeline.stages import EmotionVectors, StageSettings
 from pipeline.steered_generation import DecodeSettings, generate
 from pipeline.steering_scale import random_directions, steering_vectors
-from pipeline.stimuli import load_mirroring_prompts, stimuli_digest
 
 BEHAVIOUR_VERSIONS = {"mirroring": 1, "blackmail_rollouts": 2, "blackmail_judgments": 1}
 RANDOM = "random"  # the matched-norm random direction's name among the steering vectors

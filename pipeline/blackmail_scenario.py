@@ -19,8 +19,8 @@ from typing import Any
 from transformers import PreTrainedTokenizerBase
 
 from pipeline import DATA_DIR
+from pipeline.inputs.stimuli import render_template
 from pipeline.prompts import RenderedPrompt, render_prompt
-from pipeline.stimuli import render_template
 
 SCENARIO_PATH = DATA_DIR / "blackmail" / "summitbridge.json"
 SCRATCHPAD_TAG = "<SCRATCHPAD_REASONING>"

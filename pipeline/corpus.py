@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.generation import Generation, SamplingSettings, generate_seeded
-from pipeline.progress import Ticker
+from pipeline.inputs.progress import Ticker
+from pipeline.inputs.registry import ModelSpec
+from pipeline.inputs.scale import ScalePreset
+from pipeline.inputs.shards import ShardStore
+from pipeline.inputs.stimuli import load_emotions, load_story_prompts, load_topics, render_template
 from pipeline.prompts import render_prompt
-from pipeline.registry import ModelSpec
-from pipeline.scale import ScalePreset
-from pipeline.shards import ShardStore
-from pipeline.stimuli import load_emotions, load_story_prompts, load_topics, render_template
 
 if TYPE_CHECKING:
     from pipeline.backends import GenerationBackend

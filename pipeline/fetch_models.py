@@ -35,7 +35,7 @@ from pipeline.gguf import (
     gguf_root,
     tokenizer_only_dir,
 )
-from pipeline.registry import ModelSpec
+from pipeline.inputs.registry import ModelSpec
 
 WHEELS_ENV = "EMOTION_SCORECARD_WHEELS"
 

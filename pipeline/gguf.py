@@ -26,7 +26,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from pipeline.artifacts import atomic_write_text, library_versions, sha256_file
+from pipeline.inputs.artifacts import atomic_write_text, library_versions, sha256_file
 
 GGUF_MAGIC = b"GGUF"
 # Bump when the conversion itself changes (not the transformers version: a converted directory

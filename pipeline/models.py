@@ -31,7 +31,7 @@ from pipeline.gguf import (
     gguf_problem,
     is_gguf_path,
 )
-from pipeline.registry import ModelSpec
+from pipeline.inputs.registry import ModelSpec
 
 # Files up to this size are hashed whole; larger shards are fingerprinted by their safetensors
 # header (names, shapes, dtypes, offsets), their size and their first and last MiB, which
@@ -112,7 +112,7 @@ def resolve_weights(
     `artifact_root` is where converted GGUFs live (default: the artifact cache's default root).
     """
     if artifact_root is None:
-        from pipeline.artifacts import default_root
+        from pipeline.inputs.artifacts import default_root
 
         artifact_root = default_root()
     searched: list[str] = []

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.inputs.stimuli import NumericalTemplate
 from pipeline.stats import spearman_rho
-from pipeline.stimuli import NumericalTemplate
 from pipeline.vectors import cosine
 
 STRONG = 0.7

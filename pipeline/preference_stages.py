@@ -23,7 +23,9 @@ import numpy as np
 import torch
 
 from pipeline.activity_probes import activity_probe_values
-from pipeline.artifacts import Artifact, ArtifactStore
+from pipeline.inputs.artifacts import Artifact, ArtifactStore
+from pipeline.inputs.progress import Ticker
+from pipeline.inputs.stimuli import Activity, load_activities, stimuli_digest
 from pipeline.preference_analysis import columnwise_pearson
 from pipeline.preferences import (
     ChoiceTokens,
@@ -37,7 +39,6 @@ from pipeline.preferences import (
     preference_pass,
     resolve_choice_tokens,
 )
-from pipeline.progress import Ticker
 from pipeline.ratings import (
     fit_bradley_terry,
     fit_position_bradley_terry,
@@ -59,7 +60,6 @@ from pipeline.steering_plan import (
     steering_mask,
 )
 from pipeline.steering_scale import random_directions, steering_vectors
-from pipeline.stimuli import Activity, load_activities, stimuli_digest
 
 # Bump when a stage's code changes what it produces: old artifacts become misses.
 # preferences 3 / steered_preferences 3: the primary rating is position-aware Bradley-Terry,

@@ -28,6 +28,7 @@ import torch
 
 from pipeline.activations import base_model
 from pipeline.hooks import additive_steering, check_layers, hidden_of
+from pipeline.inputs.stimuli import Activity, load_preference_prompt_templates
 from pipeline.prompts import (
     RenderedPrompt,
     batch_encode,
@@ -37,7 +38,6 @@ from pipeline.prompts import (
     render_prompt,
     text_token_span,
 )
-from pipeline.stimuli import Activity, load_preference_prompt_templates
 
 Span = tuple[int, int]  # half-open token range in the prompt's own coordinates
 CHOICES = ("A", "B")

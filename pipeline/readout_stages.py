@@ -10,7 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.artifacts import Artifact, ArtifactStore
+from pipeline.inputs.artifacts import Artifact, ArtifactStore
+from pipeline.inputs.stimuli import (
+    load_implicit_scenarios,
+    load_logit_lens_table1,
+    load_numerical_templates,
+    stimuli_digest,
+)
 from pipeline.logit_lens import (
     TOP_K,
     VALENCE_PAIRS,
@@ -24,12 +30,6 @@ from pipeline.probes import read_position_spans, span_means
 from pipeline.prompts import render_prompt
 from pipeline.runtime import ModelRuntime
 from pipeline.stages import EmotionVectors, StageSettings
-from pipeline.stimuli import (
-    load_implicit_scenarios,
-    load_logit_lens_table1,
-    load_numerical_templates,
-    stimuli_digest,
-)
 
 READOUTS_VERSION = 1
 LOGIT_LENS_VERSION = 3  # 2: own token = whole-word token only; 3: emotions without a vector

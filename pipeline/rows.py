@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.implicit import ImplicitScores, implicit_scores
+from pipeline.inputs.stimuli import load_numerical_templates
 from pipeline.logit_lens import TOP_K, VALENCE_PAIRS
 from pipeline.mirroring import MirroringStats, mirroring_stats
 from pipeline.numerical import STRONG, PairResult, numerical_pairs
@@ -44,7 +45,6 @@ from pipeline.stats import (
     wilson_interval,
 )
 from pipeline.steering_plan import CONTROL, EXEMPLARS, N_TOP_EMOTIONS
-from pipeline.stimuli import load_numerical_templates
 
 if TYPE_CHECKING:  # the stage modules import torch; the row functions only read their results
     from pipeline.behaviour_stages import MirroringReadouts

@@ -5,6 +5,8 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
+from pipeline.inputs.registry import ModelSpec
+from pipeline.inputs.scale import ScalePreset, get_scale
 from pipeline.models import (
     WeightsLocation,
     default_device,
@@ -12,8 +14,6 @@ from pipeline.models import (
     load_tokenizer,
     weights_fingerprint,
 )
-from pipeline.registry import ModelSpec
-from pipeline.scale import ScalePreset, get_scale
 
 
 class ModelRuntime:

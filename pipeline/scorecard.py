@@ -319,7 +319,7 @@ def render_markdown(rows: list[list[str]], notes: Sequence[str] = ()) -> str:
 
 def write_json(path: Path, results: Iterable[tuple[CriterionResult, str]],
                meta: dict[str, Any], layer_sweeps: dict[str, Any] | None = None) -> None:
-    from pipeline.artifacts import atomic_write_text
+    from pipeline.inputs.artifacts import atomic_write_text
 
     payload = {"meta": meta,
                "results": [{**r.to_json(), "pytest_outcome": o} for r, o in results]}

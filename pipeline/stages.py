@@ -16,16 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.artifacts import Artifact, ArtifactStore, sha256_file
 from pipeline.backends import BACKENDS, get_backend
 from pipeline.corpus import generate_corpus, neutral_jobs, story_jobs
-from pipeline.errors import BadInput
 from pipeline.generation import SamplingSettings
-from pipeline.progress import Ticker
+from pipeline.inputs.artifacts import Artifact, ArtifactStore, sha256_file
+from pipeline.inputs.errors import BadInput
+from pipeline.inputs.progress import Ticker
+from pipeline.inputs.shards import ShardStore, read_records
+from pipeline.inputs.stimuli import load_emotions, stimuli_digest
 from pipeline.prompts import stop_key
 from pipeline.runtime import ModelRuntime
-from pipeline.shards import ShardStore, read_records
-from pipeline.stimuli import load_emotions, stimuli_digest
 from pipeline.vectors import (
     NeutralPCA,
     center_across_emotions,

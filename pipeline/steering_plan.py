@@ -26,8 +26,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
+from pipeline.inputs.stimuli import ACTIVITY_CATEGORIES, Activity
 from pipeline.preferences import EncodedBatch, PreferencePrompt
-from pipeline.stimuli import ACTIVITY_CATEGORIES, Activity
 
 PREFERENCE_STRENGTH = 0.5
 N_TOP_EMOTIONS = 35

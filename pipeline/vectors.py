@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.errors import BadInput
+from pipeline.inputs.errors import BadInput
 
 VARIANCE_TO_REMOVE = 0.5
 

@@ -2,8 +2,8 @@
 
 import pytest
 
+from pipeline.inputs.registry import get_spec
 from pipeline.models import load_model, load_tokenizer, resolve_weights
-from pipeline.registry import get_spec
 
 
 @pytest.fixture(scope="session")
@@ -39,8 +39,8 @@ def model(tiny_model):
 @pytest.fixture(scope="module", params=["chat", "raw"])
 def prompts(request, tokenizer):
     """(format, the 4032 preference prompts of the 64 activities) in both prompt formats."""
+    from pipeline.inputs.stimuli import load_activities
     from pipeline.preferences import build_preference_prompts
-    from pipeline.stimuli import load_activities
 
     return request.param, build_preference_prompts(tokenizer, load_activities(),
                                                    fmt=request.param, chat_template_args={})
@@ -63,8 +63,8 @@ def real_tokenizer_or_skip(name: str):
     if not directory:
         # Fetched with `python -m pipeline fetch-models` (CI: .ci/fetch-real-models): converted
         # in the artifact cache, where the weights resolver finds it.
+        from pipeline.inputs.registry import get_spec
         from pipeline.models import WeightsNotFound, resolve_weights
-        from pipeline.registry import get_spec
 
         try:
             directory = str(resolve_weights(get_spec(name), {}).path)
@@ -72,9 +72,9 @@ def real_tokenizer_or_skip(name: str):
             directory = None
     if not directory:
         # `fetch-models --tokenizer-only` (CI, for the models it runs no scorecard on).
-        from pipeline.artifacts import default_root
         from pipeline.gguf import tokenizer_only_dir
-        from pipeline.registry import get_spec
+        from pipeline.inputs.artifacts import default_root
+        from pipeline.inputs.registry import get_spec
 
         candidate = tokenizer_only_dir(default_root(), get_spec(name).gguf.sha256)
         directory = str(candidate) if (candidate / "tokenizer.json").is_file() else None

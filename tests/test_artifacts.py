@@ -9,7 +9,7 @@ import time
 import pytest
 
 from pipeline import REPO_ROOT
-from pipeline.artifacts import ArtifactCorrupted, ArtifactStore, content_key
+from pipeline.inputs.artifacts import ArtifactCorrupted, ArtifactStore, content_key
 
 
 def write_bytes(payload: bytes):
@@ -92,7 +92,7 @@ def test_four_xdist_workers_build_an_artifact_once_and_read_identical_bytes(tmp_
     test_file.write_text(textwrap.dedent(f"""
         import hashlib, os, time
         import pytest
-        from pipeline.artifacts import ArtifactStore
+        from pipeline.inputs.artifacts import ArtifactStore
 
         def build(work):
             with open({str(log)!r}, "a") as handle:

@@ -10,12 +10,12 @@ from types import SimpleNamespace
 import pytest
 
 from pipeline import REPO_ROOT
-from pipeline.artifacts import ArtifactStore, content_key
 from pipeline.backends import BackendUnavailable, get_backend
 from pipeline.backends.transformers_backend import TransformersBackend
 from pipeline.generation import Generation, SamplingSettings, generate_batch
+from pipeline.inputs.artifacts import ArtifactStore, content_key
+from pipeline.inputs.registry import RegistryError, parse_registry
 from pipeline.prompts import render_prompt
-from pipeline.registry import RegistryError, parse_registry
 from pipeline.runtime import ModelRuntime
 from pipeline.stages import StageSettings, stories_stage
 

@@ -18,8 +18,8 @@ import pytest
 
 from pipeline import REPO_ROOT
 from pipeline.__main__ import main
-from pipeline.errors import BadInput
-from pipeline.stimuli import load_emotions
+from pipeline.inputs.errors import BadInput
+from pipeline.inputs.stimuli import load_emotions
 
 EMOTIONS = load_emotions()
 
@@ -157,7 +157,7 @@ REGISTRIES = [
 def test_a_bad_registry_is_one_sentence_in_the_cli(tmp_path, capsys, monkeypatch, edit,
                                                    message):
     import pipeline.__main__ as cli
-    from pipeline.registry import parse_registry
+    from pipeline.inputs.registry import parse_registry
 
     path = tmp_path / "models.toml"
     path.write_text(REGISTRY.replace(*edit), encoding="utf-8")
@@ -212,7 +212,7 @@ def test_a_bad_pytest_option_ends_the_run_with_its_sentence_and_no_traceback(tmp
 
 
 def test_a_finished_shard_read_without_its_hashes_names_the_file_and_line(tmp_path):
-    from pipeline.shards import ShardStore, read_records
+    from pipeline.inputs.shards import ShardStore, read_records
 
     ShardStore(tmp_path, "items").append([{"id": "a"}, {"id": "b"}], ["j"])
     shard = tmp_path / "items-000000.jsonl"

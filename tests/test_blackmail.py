@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from pipeline.artifacts import ArtifactStore
 from pipeline.behaviour_stages import (
     BlackmailConfig,
     Cell,
@@ -39,12 +38,13 @@ from pipeline.blackmail_scenario import (
     render_scenario,
     verbatim_view,
 )
+from pipeline.inputs.artifacts import ArtifactStore
+from pipeline.inputs.registry import get_spec
+from pipeline.inputs.stimuli import load_blackmail_scenario_raw
 from pipeline.models import resolve_weights
-from pipeline.registry import get_spec
 from pipeline.runtime import ModelRuntime
 from pipeline.stages import EmotionVectors, StageSettings
 from pipeline.steered_generation import DecodeSettings
-from pipeline.stimuli import load_blackmail_scenario_raw
 from pipeline.testmodels.tiny import TINY_MODEL_DIR
 
 # ---------------------------------------------------------------------------------------------

@@ -17,9 +17,9 @@ from pipeline.corpus import (
     story_jobs,
 )
 from pipeline.generation import SamplingSettings
-from pipeline.scale import get_scale
-from pipeline.shards import ShardStore
-from pipeline.stimuli import render_template
+from pipeline.inputs.scale import get_scale
+from pipeline.inputs.shards import ShardStore
+from pipeline.inputs.stimuli import render_template
 
 
 def test_stories_split_on_their_markers_and_empty_ones_are_kept_for_counting():
@@ -57,8 +57,8 @@ from pathlib import Path
 from pipeline.corpus import generate_corpus, story_jobs
 from pipeline.generation import SamplingSettings
 from pipeline.models import load_model, load_tokenizer, resolve_weights
-from pipeline.registry import get_spec
-from pipeline.scale import get_scale
+from pipeline.inputs.registry import get_spec
+from pipeline.inputs.scale import get_scale
 spec = get_spec("tiny"); loc = resolve_weights(spec, {})
 model, tok = load_model(spec, loc, device="cpu"), load_tokenizer(spec, loc)
 jobs = story_jobs(get_scale("smoke"))[:16]

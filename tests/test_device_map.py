@@ -192,7 +192,7 @@ def test_xdist_workers_take_one_gpu_each_and_none_without_several_gpus():
 def test_the_cli_refuses_a_malformed_device_map_before_loading_anything(tmp_path, capsys):
     from pipeline.__main__ import main
 
-    # Bad input is one sentence on stderr and exit status 2 (pipeline.errors.BadInput).
+    # Bad input is one sentence on stderr and exit status 2 (pipeline.inputs.errors.BadInput).
     assert main(["build", "--model", "tiny", "--stage", "stories", "--device-map", "everywhere",
                  "--artifact-root", str(tmp_path)]) == 2
     assert "--device-map 'everywhere'" in capsys.readouterr().err

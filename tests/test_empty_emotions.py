@@ -13,8 +13,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pipeline.artifacts import ArtifactStore
 from pipeline.behaviour_stages import MirroringConfig, load_mirroring, mirroring_stage
+from pipeline.inputs.artifacts import ArtifactStore
+from pipeline.inputs.stimuli import load_emotions, load_valence_labels
 from pipeline.mirroring import DEFAULT_EMOTIONS
 from pipeline.preference_analysis import preference_signal
 from pipeline.preference_stages import (
@@ -56,7 +57,6 @@ from pipeline.stages import (
     neutral_stats_stage,
     vectors_stage,
 )
-from pipeline.stimuli import load_emotions, load_valence_labels
 
 EMPTY = ("blissful", "happy")  # in V2's pairs, V3-V6's emotions, M1's defaults; an exemplar
 

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from pipeline import REPO_ROOT
-from pipeline.artifacts import PROVENANCE, ArtifactCorrupted, ArtifactStore, default_root
 from pipeline.corpus import generate_corpus, story_jobs
 from pipeline.generation import SamplingSettings
-from pipeline.scale import get_scale
-from pipeline.shards import ShardStore
+from pipeline.inputs.artifacts import PROVENANCE, ArtifactCorrupted, ArtifactStore, default_root
+from pipeline.inputs.scale import get_scale
+from pipeline.inputs.shards import ShardStore
 
 SETTINGS = SamplingSettings(max_new_tokens=24, seed=5)
 JOBS = story_jobs(get_scale("smoke"))[:12]
@@ -147,7 +147,7 @@ def test_the_batch_size_and_platform_are_in_the_corpus_keys(monkeypatch, tmp_pat
 def test_folders_left_by_a_killed_build_are_removed_under_the_lock(tmp_path):
     store = ArtifactStore(tmp_path)
     inputs = {"a": 1}
-    from pipeline.artifacts import content_key
+    from pipeline.inputs.artifacts import content_key
 
     key = content_key(inputs)
     stage_dir = tmp_path / "m" / "stage"
@@ -238,8 +238,8 @@ def test_kill_9_at_seeded_random_moments_resumes_to_the_bytes_of_a_clean_build(t
 
     # The clean build: the CLI's in the shared default cache (test_cli.py and the tiny
     # scorecard build the same artifacts there), built here only when no run has yet.
+    from pipeline.inputs.registry import get_spec
     from pipeline.models import resolve_weights
-    from pipeline.registry import get_spec
     from pipeline.runtime import ModelRuntime
     from pipeline.stages import StageSettings, build_vectors
 

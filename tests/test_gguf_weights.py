@@ -18,6 +18,7 @@ import torch
 
 from pipeline.fetch_models import FetchError, fetch_model
 from pipeline.gguf import GgufError, GgufSource, PackageMember, convert_gguf, fetched_gguf_path
+from pipeline.inputs.registry import RegistryError, load_registry, parse_registry
 from pipeline.models import (
     WeightsNotFound,
     load_model,
@@ -25,7 +26,6 @@ from pipeline.models import (
     resolve_weights,
     weights_fingerprint,
 )
-from pipeline.registry import RegistryError, load_registry, parse_registry
 
 N_LAYERS, N_HEADS, N_KV_HEADS = 3, 4, 2
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
@@ -180,7 +180,7 @@ def test_model_path_and_env_var_accept_a_gguf_file(tiny_gguf, spec, tmp_path, mo
     monkeypatch.setenv(spec.env_var, str(path))
     location = resolve_weights(spec, {}, artifact_root=tmp_path)
     assert location.source == "env" and location.gguf_sha256 == _sha(path)
-    from pipeline.options import parse_model_paths
+    from pipeline.inputs.options import parse_model_paths
 
     assert parse_model_paths([f"tiny={path}"]) == {"tiny": str(path)}
 

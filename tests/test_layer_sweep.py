@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from pipeline import REPO_ROOT
-from pipeline.layers import check_layers, parse_layers
+from pipeline.inputs.layers import check_layers, parse_layers
 from pipeline.scorecard import judge
 from pipeline.sweep_report import margin, render_sweep_html, render_sweep_markdown, sweep_table
 

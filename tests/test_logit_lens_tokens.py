@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pipeline.inputs.stimuli import load_emotions
 from pipeline.logit_lens import own_token_hits, own_tokens, whole_word_token
-from pipeline.stimuli import load_emotions
 
 
 class PlantedTokenizer:

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from pipeline.artifacts import ArtifactStore
 from pipeline.behaviour_stages import MirroringConfig, load_mirroring, mirroring_stage
+from pipeline.inputs.artifacts import ArtifactStore
+from pipeline.inputs.registry import get_spec
+from pipeline.inputs.stimuli import load_mirroring_prompts
 from pipeline.mirroring import (
     POSITIONS,
     SENTENCE_END,
@@ -22,10 +24,8 @@ from pipeline.mirroring import (
 from pipeline.models import resolve_weights
 from pipeline.probes import span_means
 from pipeline.prompts import render_prompt
-from pipeline.registry import get_spec
 from pipeline.runtime import ModelRuntime
 from pipeline.stages import StageSettings
-from pipeline.stimuli import load_mirroring_prompts
 from pipeline.testmodels.tiny import TINY_MODEL_DIR
 
 

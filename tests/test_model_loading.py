@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from pipeline import REPO_ROOT
+from pipeline.inputs.registry import get_spec
 from pipeline.models import WeightsNotFound, resolve_weights, weights_fingerprint
-from pipeline.registry import get_spec
 
 
 def test_importing_the_library_switches_hugging_face_offline():

@@ -11,6 +11,7 @@ from hypothesis.extra.numpy import arrays
 from scipy.stats import chi2
 
 from pipeline.activity_probes import cosine_scores, probe_prompts
+from pipeline.inputs.stimuli import load_activities, load_preference_prompt_templates
 from pipeline.preference_analysis import (
     SIGNAL_ALPHA,
     category_gap,
@@ -36,7 +37,6 @@ from pipeline.preferences import (
 from pipeline.prompts import RenderedPrompt, batch_encode, position_ids_from_mask
 from pipeline.ratings import ELO_SCALE
 from pipeline.stats import pearson_r
-from pipeline.stimuli import load_activities, load_preference_prompt_templates
 
 ACTIVITIES = load_activities()
 

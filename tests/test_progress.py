@@ -4,12 +4,12 @@ from contextlib import contextmanager
 from types import SimpleNamespace
 
 from fixtures.progress import progress_writer
-from pipeline.progress import Ticker
+from pipeline.inputs.progress import Ticker
 
 
 def test_a_ticker_logs_at_most_every_interval_and_always_the_last_unit(monkeypatch):
     clock = iter([0.0, 1.0, 2.0, 20.0, 21.0, 22.0])
-    monkeypatch.setattr("pipeline.progress.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("pipeline.inputs.progress.time.monotonic", lambda: next(clock))
     lines = []
     ticker = Ticker(lines.append, "m/stories", total=4, unit="calls", every_s=15.0)
     for _ in range(4):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import REPO_ROOT
-from pipeline.registry import RegistryError, load_registry, parse_registry
+from pipeline.inputs.registry import RegistryError, load_registry, parse_registry
 
 GOOD = """
 [m]

@@ -17,6 +17,7 @@ import pytest
 
 from pipeline.blackmail_judge import VerdictCounts
 from pipeline.implicit import ImplicitScores, implicit_scores
+from pipeline.inputs.stimuli import load_activities, load_numerical_templates, load_valence_labels
 from pipeline.logit_lens import (
     VALENCE_PAIRS,
     OwnToken,
@@ -46,7 +47,6 @@ from pipeline.rows import (
     v11_row,
 )
 from pipeline.scorecard import load_criteria
-from pipeline.stimuli import load_activities, load_numerical_templates, load_valence_labels
 
 MODEL = "planted"
 SIGNAL = PreferenceSignal(statistic=900.0, dof=63, p_value=1e-60, n_answers=4032,

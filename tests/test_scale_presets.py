@@ -1,6 +1,6 @@
 """Scale presets: the CPU presets for real models say how many stories an emotion needs."""
 
-from pipeline.scale import SCALES, get_scale
+from pipeline.inputs.scale import SCALES, get_scale
 from pipeline.steering_plan import N_TOP_EMOTIONS
 
 

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.hooks import check_layers
+from pipeline.inputs.stimuli import ACTIVITY_CATEGORIES, load_activities, load_emotions
 from pipeline.preferences import (
     Steering,
     choice_readout,
@@ -34,7 +35,6 @@ from pipeline.steering_plan import (
     steering_mask,
 )
 from pipeline.steering_scale import random_directions, steering_vectors
-from pipeline.stimuli import ACTIVITY_CATEGORIES, load_activities, load_emotions
 
 STEER_LAYER = 2  # the tiny models' registry steering layer
 ACTIVITIES = load_activities()
@@ -325,7 +325,7 @@ def fake_vectors():
 
 def test_a_killed_steering_stage_keeps_finished_conditions_and_resumes_to_the_same_result(
         tmp_path, tiny_spec, tiny_location):
-    from pipeline.artifacts import ArtifactStore
+    from pipeline.inputs.artifacts import ArtifactStore
     from pipeline.preference_stages import (
         PreferenceSettings,
         activity_probes_stage,
@@ -412,7 +412,7 @@ def test_v10_v11_say_when_the_scale_steers_fewer_emotions_and_judge_v11_on_that_
 
 
 def test_the_steering_plan_shrinks_with_the_preset_and_is_the_papers_at_full_scale():
-    from pipeline.scale import SCALES
+    from pipeline.inputs.scale import SCALES
     from pipeline.steering_plan import N_TOP_EMOTIONS
 
     assert SCALES["full"].steered_top_k == SCALES["reduced"].steered_top_k == N_TOP_EMOTIONS

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import DATA_DIR, REPO_ROOT
-from pipeline.stimuli import (
+from pipeline.inputs.stimuli import (
     ACTIVITY_CATEGORIES,
     NUMERICAL_EMOTIONS,
     PAPER_DIR,
@@ -41,7 +41,7 @@ from pipeline.stimuli import (
     stimuli_digest,
     template_placeholders,
 )
-from pipeline.stimuli_lock import (
+from pipeline.inputs.stimuli_lock import (
     StimuliChanged,
     build_lock,
     entry_digests,
@@ -295,7 +295,7 @@ def test_a_one_letter_change_to_a_copied_topic_list_is_caught_by_index_and_text(
     assert message.startswith("topics[37] changed: ")
     assert repr(topics[37]) in message
     assert "pinned sha256" in message
-    assert "python -m pipeline.stimuli_lock --write-lock" in message
+    assert "python -m pipeline.inputs.stimuli_lock --write-lock" in message
     assert caught.value.problems == (message.split("; if this change")[0],)
 
 

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.inputs.registry import get_spec
+from pipeline.inputs.stimuli import load_valence_labels
 from pipeline.models import resolve_weights
 from pipeline.preference_analysis import PreferenceSignal, preference_signal
 from pipeline.preference_stages import (
@@ -30,7 +32,6 @@ from pipeline.preference_stages import (
     preferences_stage,
     steered_preferences_stage,
 )
-from pipeline.registry import get_spec
 from pipeline.rows import (
     steering_effects,
     v7_row,
@@ -44,7 +45,6 @@ from pipeline.runtime import ModelRuntime
 from pipeline.scorecard import CriterionResult
 from pipeline.stages import build_vectors, load_vectors
 from pipeline.stats import spearman_rho
-from pipeline.stimuli import load_valence_labels
 from pipeline.testmodels.toy.corpus import CorpusConfig, build_corpus, corpus_sha256, names_word
 from pipeline.testmodels.toy.train import TOY_DIR, TOY_RANDOM_DIR, build_random_twin
 

@@ -47,8 +47,8 @@ def stage(model_spec):
     if INJECT == "stage":
         raise RuntimeError(f"injected stage failure for {model_spec.name}")
     if INJECT == "stimuli":
-        from pipeline.stimuli import canonical_lists
-        from pipeline.stimuli_lock import verify_stimuli
+        from pipeline.inputs.stimuli import canonical_lists
+        from pipeline.inputs.stimuli_lock import verify_stimuli
 
         lists = {k: list(v) for k, v in canonical_lists().items()}
         lists["emotions"][0] = lists["emotions"][0] + "x"  # one changed byte

@@ -8,10 +8,10 @@ from collections import defaultdict
 
 from fixtures.models import model_params
 from pipeline import REPO_ROOT
-from pipeline.registry import load_registry
+from pipeline.inputs.registry import load_registry
 
 _CONFTEST = """
-from pipeline.registry import load_registry
+from pipeline.inputs.registry import load_registry
 
 pytest_plugins = ["fixtures.options", "fixtures.models"]
 

@@ -49,7 +49,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 from pipeline.corpus import STORY_PREFILL
-from pipeline.stimuli import (
+from pipeline.inputs.stimuli import (
     Activity,
     load_activities,
     load_emotion_clusters,
@@ -115,7 +115,7 @@ class CorpusConfig:
     n_describe: int = 3420  # "What does it look like when someone feels {emotion}?"
     n_neutral: int = 300
     dialogues_per_call: tuple[int, int] = (3, 4)
-    n_stories_in_prompt: int = 12  # the paper's 12 per call, as pipeline.scale asks
+    n_stories_in_prompt: int = 12  # the paper's 12 per call, as pipeline.inputs.scale asks
     label_probability: float = 0.6  # plain stories followed by "Feeling: {emotion}"
     activity_temperature: float = 1.5  # P(activity | emotion) ~ exp(t * valence * z(elo))
     feeling_temperature: float = 2.0  # P(emotion | activity) ~ exp(t * valence * z(elo))

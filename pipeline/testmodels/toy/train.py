@@ -47,12 +47,12 @@ from transformers import PreTrainedTokenizerFast
 
 from pipeline import DATA_DIR
 from pipeline.activations import pack_in_order
-from pipeline.prompts import char_span_to_token_span, render_prompt
-from pipeline.stimuli import (
+from pipeline.inputs.stimuli import (
     load_emotions,
     load_preference_prompt_templates,
     load_valence_labels,
 )
+from pipeline.prompts import char_span_to_token_span, render_prompt
 from pipeline.testmodels.tiny import (
     END_OF_TEXT,
     EOT,

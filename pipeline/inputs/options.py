@@ -6,8 +6,8 @@ Kept free of torch and of model loading: the pytest options run these at start-u
 
 from __future__ import annotations
 
-from pipeline.errors import BadInput
-from pipeline.registry import load_registry
+from pipeline.inputs.errors import BadInput
+from pipeline.inputs.registry import load_registry
 
 
 def check_model_name(option: str, name: str) -> None:

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.artifacts import ArtifactCorrupted, atomic_write_text, sha256_file
-from pipeline.errors import BadInput
+from pipeline.inputs.artifacts import ArtifactCorrupted, atomic_write_text, sha256_file
+from pipeline.inputs.errors import BadInput
 
 MANIFEST = "manifest.json"
 

@@ -1,10 +1,10 @@
 """The stimuli lock: pinned sha256 of every canonical stimulus list and of each entry.
 
-`verify_stimuli()` compares the current lists (pipeline.stimuli.canonical_lists) with
+`verify_stimuli()` compares the current lists (pipeline.inputs.stimuli.canonical_lists) with
 data/stimuli.lock.json and names the list, index and text of every changed entry. Re-pin on
 purpose with
 
-    python -m pipeline.stimuli_lock --write-lock
+    python -m pipeline.inputs.stimuli_lock --write-lock
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import DATA_DIR
-from pipeline.stimuli import (
+from pipeline.inputs.stimuli import (
     _check_strings,
     _compact_json,
     _display,
@@ -32,7 +32,7 @@ from pipeline.stimuli import (
 )
 
 LOCK_PATH = DATA_DIR / "stimuli.lock.json"
-REPIN_COMMAND = "python -m pipeline.stimuli_lock --write-lock"
+REPIN_COMMAND = "python -m pipeline.inputs.stimuli_lock --write-lock"
 
 
 class StimuliChanged(ValueError):
@@ -53,7 +53,7 @@ def entry_digests(items: Iterable[str]) -> list[str]:
 def build_lock(lists: Mapping[str, Sequence[str]]) -> dict[str, Any]:
     return {
         "_comment": (
-            "Pinned sha256 of every canonical stimulus list (pipeline.stimuli.canonical_lists) "
+            "Pinned sha256 of every canonical stimulus list (pipeline.inputs.stimuli.canonical_lists) "
             f"and of each entry. Generated; re-pin only on purpose with `{REPIN_COMMAND}`."
         ),
         "format": 1,
@@ -170,7 +170,7 @@ def verify_stimuli(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.stimuli", description="Pin or verify the stimulus lock file."
+        prog="python -m pipeline.inputs.stimuli", description="Pin or verify the stimulus lock file."
     )
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--write-lock", action="store_true", help=f"re-pin {_display(LOCK_PATH)}")

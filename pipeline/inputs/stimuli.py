@@ -4,7 +4,7 @@ Every loader validates the shape of its file and names the file and field it cou
 Loads are cached; returned tuples and dataclasses are immutable, returned dicts are fresh copies.
 
 `canonical_lists()` gives every stimulus list as strings and `stimuli_digest(name)` hashes one
-for artifact cache keys; pipeline/stimuli_lock.py pins them in data/stimuli.lock.json.
+for artifact cache keys; pipeline/inputs/stimuli_lock.py pins them in data/stimuli.lock.json.
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import DATA_DIR
-from pipeline.errors import BadInput
 from pipeline.gguf import GgufSource, PackageMember
-from pipeline.scale import SCALES
+from pipeline.inputs.errors import BadInput
+from pipeline.inputs.scale import SCALES
 
 REGISTRY_PATH = DATA_DIR / "models.toml"
 
