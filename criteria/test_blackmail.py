@@ -11,9 +11,9 @@ import pytest
 from pipeline.behaviour_stages import RANDOM, UNSTEERED, Cell
 from pipeline.blackmail_judge import accuracy, classify_rule_based, count_verdicts, load_labelled
 from pipeline.figures_behaviour import blackmail_curve
+from pipeline.measures.stats import wilson_interval
 from pipeline.rows import blackmail_row, rate_text
 from pipeline.scorecard import judge
-from pipeline.stats import wilson_interval
 
 PAPER_POINTS = {
     "desperate": [(-0.05, 0.0), (0.0, 0.22), (0.05, 0.72)],

@@ -29,7 +29,7 @@ from pipeline.blackmail_scenario import Scenario, load_scenario, render_scenario
 from pipeline.inputs.artifacts import Artifact, ArtifactStore
 from pipeline.inputs.shards import ShardStore, read_records
 from pipeline.inputs.stimuli import load_mirroring_prompts, stimuli_digest
-from pipeline.mirroring import POSITIONS, SENTENCE_END, last_char_token
+from pipeline.measures.mirroring import POSITIONS, SENTENCE_END, last_char_token
 from pipeline.probes import span_means
 from pipeline.prompts import RenderedPrompt, render_prompt, stop_key
 from pipeline.runtime import ModelRuntime

@@ -10,8 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pipeline.implicit import ImplicitScores  # noqa: E402
-from pipeline.numerical import PairResult  # noqa: E402
+from pipeline.measures.implicit import ImplicitScores  # noqa: E402
+from pipeline.measures.numerical import PairResult  # noqa: E402
 
 
 def implicit_heatmap(scores: ImplicitScores, title: str):

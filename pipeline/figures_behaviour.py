@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pipeline.mirroring import MirroringStats  # noqa: E402
+from pipeline.measures.mirroring import MirroringStats  # noqa: E402
 
 
 def mirroring_scatter(stats: MirroringStats, title: str):

@@ -26,7 +26,14 @@ from pipeline.activity_probes import activity_probe_values
 from pipeline.inputs.artifacts import Artifact, ArtifactStore
 from pipeline.inputs.progress import Ticker
 from pipeline.inputs.stimuli import Activity, load_activities, stimuli_digest
-from pipeline.preference_analysis import columnwise_pearson
+from pipeline.measures.preference_analysis import columnwise_pearson
+from pipeline.measures.ratings import (
+    fit_bradley_terry,
+    fit_position_bradley_terry,
+    iterative_elo,
+    per_order_win_matrix,
+    soft_win_matrix,
+)
 from pipeline.preferences import (
     ChoiceTokens,
     EncodedBatch,
@@ -38,13 +45,6 @@ from pipeline.preferences import (
     plan_batches,
     preference_pass,
     resolve_choice_tokens,
-)
-from pipeline.ratings import (
-    fit_bradley_terry,
-    fit_position_bradley_terry,
-    iterative_elo,
-    per_order_win_matrix,
-    soft_win_matrix,
 )
 from pipeline.runtime import ModelRuntime
 from pipeline.stages import EmotionVectors

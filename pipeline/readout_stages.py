@@ -17,7 +17,7 @@ from pipeline.inputs.stimuli import (
     load_numerical_templates,
     stimuli_digest,
 )
-from pipeline.logit_lens import (
+from pipeline.measures.logit_lens import (
     TOP_K,
     VALENCE_PAIRS,
     direct_logits,

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.implicit import ImplicitScores, implicit_scores
 from pipeline.inputs.stimuli import load_numerical_templates
-from pipeline.logit_lens import TOP_K, VALENCE_PAIRS
-from pipeline.mirroring import MirroringStats, mirroring_stats
-from pipeline.numerical import STRONG, PairResult, numerical_pairs
-from pipeline.preference_analysis import (
+from pipeline.measures.implicit import ImplicitScores, implicit_scores
+from pipeline.measures.logit_lens import TOP_K, VALENCE_PAIRS
+from pipeline.measures.mirroring import MirroringStats, mirroring_stats
+from pipeline.measures.numerical import STRONG, PairResult, numerical_pairs
+from pipeline.measures.preference_analysis import (
     PreferenceSignal,
     activity_bootstrap,
     category_gap,
@@ -36,14 +36,14 @@ from pipeline.preference_analysis import (
     sign_agreement_pairs,
     valence_extremes,
 )
-from pipeline.scorecard import CriterionResult, count_threshold, judge, load_criteria
-from pipeline.stats import (
+from pipeline.measures.stats import (
     bootstrap_ci,
     one_sided_rate_test,
     rate_difference_ci,
     spearman_rho,
     wilson_interval,
 )
+from pipeline.scorecard import CriterionResult, count_threshold, judge, load_criteria
 from pipeline.steering_plan import CONTROL, EXEMPLARS, N_TOP_EMOTIONS
 
 if TYPE_CHECKING:  # the stage modules import torch; the row functions only read their results

@@ -24,9 +24,7 @@ from pipeline.inputs.errors import BadInput
 from pipeline.inputs.progress import Ticker
 from pipeline.inputs.shards import ShardStore, read_records
 from pipeline.inputs.stimuli import load_emotions, stimuli_digest
-from pipeline.prompts import stop_key
-from pipeline.runtime import ModelRuntime
-from pipeline.vectors import (
+from pipeline.measures.vectors import (
     NeutralPCA,
     center_across_emotions,
     emotion_means,
@@ -34,6 +32,8 @@ from pipeline.vectors import (
     pca_from_moments,
     project_out,
 )
+from pipeline.prompts import stop_key
+from pipeline.runtime import ModelRuntime
 
 # Bump a stage's version when its code changes what it produces: old artifacts become misses.
 # stories/neutral 3: one seed per job (was per batch), sampled by steered_generation's decoder.

@@ -16,8 +16,8 @@ import pytest
 from pipeline.behaviour_stages import MirroringConfig, load_mirroring, mirroring_stage
 from pipeline.inputs.artifacts import ArtifactStore
 from pipeline.inputs.stimuli import load_emotions, load_valence_labels
-from pipeline.mirroring import DEFAULT_EMOTIONS
-from pipeline.preference_analysis import preference_signal
+from pipeline.measures.mirroring import DEFAULT_EMOTIONS
+from pipeline.measures.preference_analysis import preference_signal
 from pipeline.preference_stages import (
     PreferenceSettings,
     activity_probes_stage,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.inputs.stimuli import load_emotions
-from pipeline.logit_lens import own_token_hits, own_tokens, whole_word_token
+from pipeline.measures.logit_lens import own_token_hits, own_tokens, whole_word_token
 
 
 class PlantedTokenizer:

@@ -11,7 +11,7 @@ from pipeline.behaviour_stages import MirroringConfig, load_mirroring, mirroring
 from pipeline.inputs.artifacts import ArtifactStore
 from pipeline.inputs.registry import get_spec
 from pipeline.inputs.stimuli import load_mirroring_prompts
-from pipeline.mirroring import (
+from pipeline.measures.mirroring import (
     POSITIONS,
     SENTENCE_END,
     centred_r,

@@ -12,7 +12,7 @@ from scipy.stats import chi2
 
 from pipeline.activity_probes import cosine_scores, probe_prompts
 from pipeline.inputs.stimuli import load_activities, load_preference_prompt_templates
-from pipeline.preference_analysis import (
+from pipeline.measures.preference_analysis import (
     SIGNAL_ALPHA,
     category_gap,
     category_gap_interval,
@@ -24,6 +24,8 @@ from pipeline.preference_analysis import (
     sign_agreement,
     valence_extremes,
 )
+from pipeline.measures.ratings import ELO_SCALE
+from pipeline.measures.stats import pearson_r
 from pipeline.preferences import (
     ChoiceTokenError,
     choice_readout,
@@ -35,8 +37,6 @@ from pipeline.preferences import (
     resolve_choice_tokens,
 )
 from pipeline.prompts import RenderedPrompt, batch_encode, position_ids_from_mask
-from pipeline.ratings import ELO_SCALE
-from pipeline.stats import pearson_r
 
 ACTIVITIES = load_activities()
 

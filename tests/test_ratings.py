@@ -1,4 +1,4 @@
-"""Bradley-Terry and iterative Elo from pairwise soft outcomes (pipeline/ratings.py)."""
+"""Bradley-Terry and iterative Elo from pairwise soft outcomes (pipeline/measures/ratings.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis.extra.numpy import arrays
 from scipy.special import expit
 from scipy.stats import spearmanr
 
-from pipeline.ratings import (
+from pipeline.measures.ratings import (
     DEFAULT_L2,
     ELO_SCALE,
     ConvergenceError,
@@ -369,7 +369,7 @@ def test_elo_expected_survives_an_absurd_rating_gap() -> None:
 
 def _biased_logits(bias: float, seed: int = 0, n: int = 64, noise: float = 0.25):
     """Strengths spread over exactly 785 Elo, every ordered pair once, A favoured by `bias`."""
-    from pipeline.ratings import ELO_SCALE
+    from pipeline.measures.ratings import ELO_SCALE
 
     rng = np.random.default_rng(seed)
     true = rng.uniform(-1.0, 1.0, n)
@@ -381,7 +381,7 @@ def _biased_logits(bias: float, seed: int = 0, n: int = 64, noise: float = 0.25)
 
 @pytest.mark.parametrize("bias", [0.0, 1.5, 3.0])
 def test_position_bradley_terry_keeps_the_elo_scale_and_recovers_the_bias(bias: float) -> None:
-    from pipeline.ratings import fit_position_bradley_terry
+    from pipeline.measures.ratings import fit_position_bradley_terry
 
     true_elo, d = _biased_logits(bias)
     fit = fit_position_bradley_terry(per_order_win_matrix(d))
@@ -395,7 +395,7 @@ def test_position_bradley_terry_keeps_the_elo_scale_and_recovers_the_bias(bias: 
 
 
 def test_position_bradley_terry_is_exact_when_outcomes_follow_the_model() -> None:
-    from pipeline.ratings import fit_position_bradley_terry
+    from pipeline.measures.ratings import fit_position_bradley_terry
 
     true_elo, d = _biased_logits(2.0, noise=0.0, n=12)
     fit = fit_position_bradley_terry(per_order_win_matrix(d), l2=0.0)
@@ -405,7 +405,7 @@ def test_position_bradley_terry_is_exact_when_outcomes_follow_the_model() -> Non
 
 def test_position_bradley_terry_gradient_and_hessian_are_exact() -> None:
     """The fit's optimum has zero finite-difference gradient of the log-likelihood."""
-    from pipeline.ratings import fit_position_bradley_terry
+    from pipeline.measures.ratings import fit_position_bradley_terry
 
     _, d = _biased_logits(1.0, n=8, noise=0.5)
     s = per_order_win_matrix(d)
@@ -427,7 +427,7 @@ def test_position_bradley_terry_gradient_and_hessian_are_exact() -> None:
 
 
 def test_a_player_without_any_outcome_is_an_error_not_1500() -> None:
-    from pipeline.ratings import fit_position_bradley_terry
+    from pipeline.measures.ratings import fit_position_bradley_terry
 
     _, d = _biased_logits(0.5, n=6)
     d[3, :] = np.nan

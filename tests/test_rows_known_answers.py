@@ -16,18 +16,18 @@ import numpy as np
 import pytest
 
 from pipeline.blackmail_judge import VerdictCounts
-from pipeline.implicit import ImplicitScores, implicit_scores
 from pipeline.inputs.stimuli import load_activities, load_numerical_templates, load_valence_labels
-from pipeline.logit_lens import (
+from pipeline.measures.implicit import ImplicitScores, implicit_scores
+from pipeline.measures.logit_lens import (
     VALENCE_PAIRS,
     OwnToken,
     direct_logits,
     own_token_hits,
     valence_pair_dots,
 )
-from pipeline.mirroring import POSITIONS, mirroring_stats
-from pipeline.numerical import PairResult, numerical_pairs
-from pipeline.preference_analysis import PreferenceSignal
+from pipeline.measures.mirroring import POSITIONS, mirroring_stats
+from pipeline.measures.numerical import PairResult, numerical_pairs
+from pipeline.measures.preference_analysis import PreferenceSignal
 from pipeline.rows import (
     Effects,
     blackmail_row,
@@ -261,8 +261,12 @@ def _prefs(ratings: np.ndarray, *, bias: float = 0.0, logit_diff=None):
 def _category_logits(spread_elo: float, bias: float, seed: int = 5):
     """Per-order logit differences from strengths that rise with the category (position bias
     `bias` on every prompt), through the primary rating the stage fits."""
+    from pipeline.measures.ratings import (
+        ELO_SCALE,
+        fit_position_bradley_terry,
+        per_order_win_matrix,
+    )
     from pipeline.preference_stages import bt_ratings
-    from pipeline.ratings import ELO_SCALE, fit_position_bradley_terry, per_order_win_matrix
 
     rng = np.random.default_rng(seed)
     categories = [a.category for a in load_activities()]

@@ -1,4 +1,4 @@
-"""Scorecard statistics (pipeline/stats.py)."""
+"""Scorecard statistics (pipeline/measures/stats.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import pearsonr, spearmanr
 
-from pipeline.stats import (
+from pipeline.measures.stats import (
     bootstrap,
     bootstrap_ci,
     one_sided_rate_test,

@@ -395,7 +395,7 @@ def _effects(n: int, agree: int):
 
 
 def test_v10_v11_say_when_the_scale_steers_fewer_emotions_and_judge_v11_on_that_n():
-    from pipeline.preference_analysis import PreferenceSignal
+    from pipeline.measures.preference_analysis import PreferenceSignal
     from pipeline.rows import v10_row, v11_row
 
     signal = PreferenceSignal(statistic=500.0, dof=63, p_value=1e-9, n_answers=4032,

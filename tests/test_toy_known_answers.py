@@ -4,7 +4,7 @@ The toy (data/models/toy, `python -m pipeline.testmodels.toy train`) is trained 
 construction; its twin (data/models/toy_random) has the same configuration and tokenizer with
 seeded random weights. Every verdict here comes from the stages, analysis functions and row
 functions the criteria use (pipeline.stages, pipeline.preference_stages, pipeline.rows,
-pipeline.preference_analysis, pipeline.scorecard.judge) over the same artifact cache, so in a
+pipeline.measures.preference_analysis, pipeline.scorecard.judge) over the same artifact cache, so in a
 run that also scores the criteria, or after one, these tests only read cached artifacts.
 """
 
@@ -19,8 +19,9 @@ import torch
 
 from pipeline.inputs.registry import get_spec
 from pipeline.inputs.stimuli import load_valence_labels
+from pipeline.measures.preference_analysis import PreferenceSignal, preference_signal
+from pipeline.measures.stats import spearman_rho
 from pipeline.models import resolve_weights
-from pipeline.preference_analysis import PreferenceSignal, preference_signal
 from pipeline.preference_stages import (
     BaselinePreferences,
     PreferenceSettings,
@@ -44,7 +45,6 @@ from pipeline.rows import (
 from pipeline.runtime import ModelRuntime
 from pipeline.scorecard import CriterionResult
 from pipeline.stages import build_vectors, load_vectors
-from pipeline.stats import spearman_rho
 from pipeline.testmodels.toy.corpus import CorpusConfig, build_corpus, corpus_sha256, names_word
 from pipeline.testmodels.toy.train import TOY_DIR, TOY_RANDOM_DIR, build_random_twin
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline.vectors import (
+from pipeline.measures.vectors import (
     center_across_emotions,
     cosine,
     emotion_means,

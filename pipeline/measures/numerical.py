@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.inputs.stimuli import NumericalTemplate
-from pipeline.stats import spearman_rho
-from pipeline.vectors import cosine
+from pipeline.measures.stats import spearman_rho
+from pipeline.measures.vectors import cosine
 
 STRONG = 0.7
 

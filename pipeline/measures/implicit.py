@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.vectors import cosine
+from pipeline.measures.vectors import cosine
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import chi2
 
-from pipeline.ratings import ELO_SCALE, bt_log_likelihood, soft_win_matrix
-from pipeline.stats import bootstrap
+from pipeline.measures.ratings import ELO_SCALE, bt_log_likelihood, soft_win_matrix
+from pipeline.measures.stats import bootstrap
 
 # V8-V11 correlate emotion probes with the ratings, so they presuppose ratings that carry a
 # preference at all (docs/DESIGN_NOTES.md, "Preference signal").
