@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.models import random_llama, tiny  # noqa: E402
-from pipeline.activations import (  # noqa: E402
+from pipeline.model.capture import (  # noqa: E402
     TokenizedText,
     _forward,
     _pad_left,

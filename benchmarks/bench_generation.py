@@ -35,10 +35,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.models import random_llama  # noqa: E402
-from pipeline.backends import BackendUnavailable  # noqa: E402
-from pipeline.backends.transformers_backend import TransformersBackend  # noqa: E402
-from pipeline.generation import SamplingSettings  # noqa: E402
-from pipeline.prompts import RenderedPrompt  # noqa: E402
+from pipeline.model.backends import BackendUnavailable  # noqa: E402
+from pipeline.model.backends.transformers_backend import TransformersBackend  # noqa: E402
+from pipeline.model.generation import SamplingSettings  # noqa: E402
+from pipeline.model.prompts import RenderedPrompt  # noqa: E402
 
 FULL_RUN_CALLS = 171 * 100
 FULL_RUN_NEW_TOKENS = 2400  # 12 stories of ~200 tokens per call
@@ -61,11 +61,11 @@ def without_eos(model):
 
 
 def tiny_with_story_prompts(n: int):
-    from pipeline.corpus import story_jobs
     from pipeline.inputs.registry import get_spec
     from pipeline.inputs.scale import get_scale
-    from pipeline.models import load_model, load_tokenizer, resolve_weights
-    from pipeline.prompts import render_prompt
+    from pipeline.model.corpus import story_jobs
+    from pipeline.model.loading import load_model, load_tokenizer, resolve_weights
+    from pipeline.model.prompts import render_prompt
 
     spec = get_spec("tiny")
     location = resolve_weights(spec, {})
@@ -115,7 +115,7 @@ def projection(tokens_per_s: float) -> dict[str, Any]:
 
 def vllm_backend(spec, location, tokenizer):
     """A VLLMBackend, or the reason there is none (vllm missing, or no CUDA GPU)."""
-    from pipeline.backends.vllm_backend import VLLMBackend, import_vllm
+    from pipeline.model.backends.vllm_backend import VLLMBackend, import_vllm
 
     try:
         import_vllm()
@@ -132,7 +132,7 @@ def saved_random(model, directory: Path, dtype: str):
 
     from pipeline import REPO_ROOT
     from pipeline.inputs.registry import ModelSpec
-    from pipeline.models import WeightsLocation
+    from pipeline.model.loading import WeightsLocation
 
     model.save_pretrained(directory, safe_serialization=True)
     # vLLM loads a tokenizer with every model; the tiny one serves (ids in, ids out).

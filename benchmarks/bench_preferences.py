@@ -26,9 +26,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.models import random_llama, tiny  # noqa: E402
-from pipeline.activations import base_model  # noqa: E402
 from pipeline.inputs.stimuli import load_activities  # noqa: E402
-from pipeline.preferences import (  # noqa: E402
+from pipeline.model.ab_pass import (  # noqa: E402
     Steering,
     build_preference_prompts,
     choice_readout,
@@ -37,12 +36,13 @@ from pipeline.preferences import (  # noqa: E402
     preference_pass,
     resolve_choice_tokens,
 )
-from pipeline.steering_plan import (  # noqa: E402
+from pipeline.model.capture import base_model  # noqa: E402
+from pipeline.model.steering_plan import (  # noqa: E402
     prompt_has_steered,
     steered_activities,
     steering_mask,
 )
-from pipeline.steering_scale import random_directions, steering_vectors  # noqa: E402
+from pipeline.model.steering_scale import random_directions, steering_vectors  # noqa: E402
 
 
 def sync() -> None:

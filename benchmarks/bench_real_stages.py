@@ -11,7 +11,7 @@ work is what a stage cannot avoid:
 - stories / neutral: the stage's generate_corpus over `--calls` story calls (the first topic
   of emotions spread over the list) against one `model.generate` per batch over the same
   rendered prompts, same seeds, stopping only at end-of-turn and the token limit. The stage
-  also stops a call after its last story (pipeline.stopping), so it may generate fewer tokens
+  also stops a call after its last story (pipeline.model.stopping), so it may generate fewer tokens
   than the bare run: the ratio then says what the criterion saves net of its own cost;
 - activations / neutral_stats: the capture stage (hooks at every layer, in-hook reduction,
   tokenizing, writing) against a bare decoder forward over the same token batches;
@@ -37,16 +37,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.activations import _pad_left, base_model, length_batches, tokenize_texts  # noqa: E402
-from pipeline.corpus import generate_corpus, neutral_jobs, story_jobs  # noqa: E402
-from pipeline.devices import decoding_threads, input_device  # noqa: E402
-from pipeline.generation import SamplingSettings  # noqa: E402
 from pipeline.inputs.artifacts import ArtifactStore  # noqa: E402
 from pipeline.inputs.registry import get_spec  # noqa: E402
 from pipeline.inputs.scale import ScalePreset  # noqa: E402
-from pipeline.models import resolve_weights  # noqa: E402
-from pipeline.prompts import batch_encode, render_prompt  # noqa: E402
-from pipeline.runtime import ModelRuntime  # noqa: E402
+from pipeline.model.capture import _pad_left, base_model, length_batches, tokenize_texts  # noqa: E402
+from pipeline.model.corpus import generate_corpus, neutral_jobs, story_jobs  # noqa: E402
+from pipeline.model.devices import decoding_threads, input_device  # noqa: E402
+from pipeline.model.generation import SamplingSettings  # noqa: E402
+from pipeline.model.loading import resolve_weights  # noqa: E402
+from pipeline.model.prompts import batch_encode, render_prompt  # noqa: E402
+from pipeline.model.runtime import ModelRuntime  # noqa: E402
 from pipeline.stages import (  # noqa: E402
     MAX_NEUTRAL_TOKENS,
     MAX_STORY_TOKENS,
@@ -170,8 +170,8 @@ def main() -> None:
         runtime.scale = scale
         # Warm-up outside the timings: first-call thread start-up, and the stopping criterion's
         # one vocabulary scan per tokenizer (cached for the run, as in a real build).
-        from pipeline.generation import _cached
-        from pipeline.stopping import newline_token_ids
+        from pipeline.model.generation import _cached
+        from pipeline.model.stopping import newline_token_ids
 
         _cached(runtime.tokenizer, newline_token_ids)
         runtime.identity()  # the weights fingerprint (sha256 of the file), once per runtime

@@ -14,18 +14,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline import corpus  # noqa: E402
-from pipeline.generation import SamplingSettings, cut_after_items, generate_seeded  # noqa: E402
 from pipeline.inputs.registry import get_spec  # noqa: E402
 from pipeline.inputs.scale import SCALES  # noqa: E402
-from pipeline.models import resolve_weights  # noqa: E402
-from pipeline.prompts import render_prompt  # noqa: E402
-from pipeline.runtime import ModelRuntime  # noqa: E402
-from pipeline.steered_generation import DecodeSettings, generate  # noqa: E402
+from pipeline.model import corpus  # noqa: E402
+from pipeline.model.generation import SamplingSettings, cut_after_items, generate_seeded  # noqa: E402
+from pipeline.model.loading import resolve_weights  # noqa: E402
+from pipeline.model.prompts import render_prompt  # noqa: E402
+from pipeline.model.runtime import ModelRuntime  # noqa: E402
+from pipeline.model.steered_generation import DecodeSettings, generate  # noqa: E402
 
 
 def _row_stop(tokenizer, settings):
-    from pipeline.stopping import ItemStop, newline_token_ids
+    from pipeline.model.stopping import ItemStop, newline_token_ids
 
     newline = newline_token_ids(tokenizer)
     return lambda: ItemStop(tokenizer, 0, settings.stop_after_items, settings.item_marker, newline)

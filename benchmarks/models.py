@@ -27,7 +27,7 @@ def random_llama(shape: str, device: str, dtype: torch.dtype = torch.float32):
 def tiny():
     """The shipped tiny model and its tokenizer, on CPU."""
     from pipeline.inputs.registry import get_spec
-    from pipeline.models import load_model, load_tokenizer, resolve_weights
+    from pipeline.model.loading import load_model, load_tokenizer, resolve_weights
 
     spec = get_spec("tiny")
     location = resolve_weights(spec, {})

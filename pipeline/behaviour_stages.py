@@ -18,24 +18,24 @@ from typing import Any, Literal
 
 import numpy as np
 
-from pipeline.blackmail_judge import (
+from pipeline.inputs.artifacts import Artifact, ArtifactStore
+from pipeline.inputs.shards import ShardStore, read_records
+from pipeline.inputs.stimuli import load_mirroring_prompts, stimuli_digest
+from pipeline.measures.mirroring import POSITIONS, SENTENCE_END, last_char_token
+from pipeline.model.blackmail_judge import (
     DEFAULT_TARGET,
     JUDGE_PROMPT_VERSION,
     RULE_VERSION,
     classify_rule_based,
     judge_with_model,
 )
-from pipeline.blackmail_scenario import Scenario, load_scenario, render_scenario
-from pipeline.inputs.artifacts import Artifact, ArtifactStore
-from pipeline.inputs.shards import ShardStore, read_records
-from pipeline.inputs.stimuli import load_mirroring_prompts, stimuli_digest
-from pipeline.measures.mirroring import POSITIONS, SENTENCE_END, last_char_token
-from pipeline.probes import span_means
-from pipeline.prompts import RenderedPrompt, render_prompt, stop_key
-from pipeline.runtime import ModelRuntime
+from pipeline.model.blackmail_scenario import Scenario, load_scenario, render_scenario
+from pipeline.model.probes import span_means
+from pipeline.model.prompts import RenderedPrompt, render_prompt, stop_key
+from pipeline.model.runtime import ModelRuntime
+from pipeline.model.steered_generation import DecodeSettings, generate
+from pipeline.model.steering_scale import random_directions, steering_vectors
 from pipeline.stages import EmotionVectors, StageSettings
-from pipeline.steered_generation import DecodeSettings, generate
-from pipeline.steering_scale import random_directions, steering_vectors
 
 BEHAVIOUR_VERSIONS = {"mirroring": 1, "blackmail_rollouts": 2, "blackmail_judgments": 1}
 RANDOM = "random"  # the matched-norm random direction's name among the steering vectors

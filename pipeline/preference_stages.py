@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.activity_probes import activity_probe_values
 from pipeline.inputs.artifacts import Artifact, ArtifactStore
 from pipeline.inputs.progress import Ticker
 from pipeline.inputs.stimuli import Activity, load_activities, stimuli_digest
@@ -34,7 +33,7 @@ from pipeline.measures.ratings import (
     per_order_win_matrix,
     soft_win_matrix,
 )
-from pipeline.preferences import (
+from pipeline.model.ab_pass import (
     ChoiceTokens,
     EncodedBatch,
     PreferencePrompt,
@@ -46,9 +45,9 @@ from pipeline.preferences import (
     preference_pass,
     resolve_choice_tokens,
 )
-from pipeline.runtime import ModelRuntime
-from pipeline.stages import EmotionVectors
-from pipeline.steering_plan import (
+from pipeline.model.activity_probes import activity_probe_values
+from pipeline.model.runtime import ModelRuntime
+from pipeline.model.steering_plan import (
     CONTROL,
     CONTROL_SEED,
     EXEMPLARS,
@@ -59,7 +58,8 @@ from pipeline.steering_plan import (
     steered_activities,
     steering_mask,
 )
-from pipeline.steering_scale import random_directions, steering_vectors
+from pipeline.model.steering_scale import random_directions, steering_vectors
+from pipeline.stages import EmotionVectors
 
 # Bump when a stage's code changes what it produces: old artifacts become misses.
 # preferences 3 / steered_preferences 3: the primary rating is position-aware Bradley-Terry,

@@ -26,9 +26,9 @@ from pipeline.measures.logit_lens import (
     top_tokens,
     valence_pair_dots,
 )
-from pipeline.probes import read_position_spans, span_means
-from pipeline.prompts import render_prompt
-from pipeline.runtime import ModelRuntime
+from pipeline.model.probes import read_position_spans, span_means
+from pipeline.model.prompts import render_prompt
+from pipeline.model.runtime import ModelRuntime
 from pipeline.stages import EmotionVectors, StageSettings
 
 READOUTS_VERSION = 1

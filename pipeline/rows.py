@@ -43,12 +43,12 @@ from pipeline.measures.stats import (
     spearman_rho,
     wilson_interval,
 )
+from pipeline.model.steering_plan import CONTROL, EXEMPLARS, N_TOP_EMOTIONS
 from pipeline.scorecard import CriterionResult, count_threshold, judge, load_criteria
-from pipeline.steering_plan import CONTROL, EXEMPLARS, N_TOP_EMOTIONS
 
 if TYPE_CHECKING:  # the stage modules import torch; the row functions only read their results
     from pipeline.behaviour_stages import MirroringReadouts
-    from pipeline.blackmail_judge import VerdictCounts
+    from pipeline.model.blackmail_judge import VerdictCounts
     from pipeline.preference_stages import BaselinePreferences, SteeringResults
     from pipeline.readout_stages import Readouts
     from pipeline.stages import EmotionVectors

@@ -16,9 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.backends import BACKENDS, get_backend
-from pipeline.corpus import generate_corpus, neutral_jobs, story_jobs
-from pipeline.generation import SamplingSettings
 from pipeline.inputs.artifacts import Artifact, ArtifactStore, sha256_file
 from pipeline.inputs.errors import BadInput
 from pipeline.inputs.progress import Ticker
@@ -32,8 +29,11 @@ from pipeline.measures.vectors import (
     pca_from_moments,
     project_out,
 )
-from pipeline.prompts import stop_key
-from pipeline.runtime import ModelRuntime
+from pipeline.model.backends import BACKENDS, get_backend
+from pipeline.model.corpus import generate_corpus, neutral_jobs, story_jobs
+from pipeline.model.generation import SamplingSettings
+from pipeline.model.prompts import stop_key
+from pipeline.model.runtime import ModelRuntime
 
 # Bump a stage's version when its code changes what it produces: old artifacts become misses.
 # stories/neutral 3: one seed per job (was per batch), sampled by steered_generation's decoder.
@@ -50,7 +50,7 @@ MAX_NEUTRAL_TOKENS = 2048
 class StageSettings:
     """Throughput knobs: they change speed, not what a stage computes.
 
-    Sampled text is the exception. Another `backend` (pipeline.backends) samples other text.
+    Sampled text is the exception. Another `backend` (pipeline.model.backends) samples other text.
     And although every job samples from its own seed, the batch size (padding), the device and
     the CPU thread count change the logits in their last bits, which flips a sampled token now
     and then (1 story in 342 on the tiny model between batch sizes 64 and 16); so the story and
@@ -87,7 +87,7 @@ def _sampling(runtime: ModelRuntime, kind: str) -> SamplingSettings:
 
 
 def _platform(runtime: ModelRuntime) -> dict[str, Any]:
-    from pipeline.devices import sampling_platform
+    from pipeline.model.devices import sampling_platform
 
     config = runtime.location.path / "config.json"
     try:
@@ -255,7 +255,7 @@ def activations_stage(runtime: ModelRuntime, store: ArtifactStore, stories: Arti
                       settings: StageSettings = StageSettings()) -> Artifact:
     from safetensors.torch import save_file
 
-    from pipeline.activations import capture_stories, tokenize_texts
+    from pipeline.model.capture import capture_stories, tokenize_texts
 
     emotions = load_emotions()
     inputs = {
@@ -297,7 +297,7 @@ def neutral_stats_stage(runtime: ModelRuntime, store: ArtifactStore, neutral: Ar
                         settings: StageSettings = StageSettings()) -> Artifact:
     from safetensors.torch import save_file
 
-    from pipeline.activations import capture_neutral, tokenize_texts
+    from pipeline.model.capture import capture_neutral, tokenize_texts
 
     inputs = {**_version("neutral_stats"), "model": runtime.identity(), "neutral_key": neutral.key,
               "max_tokens": MAX_NEUTRAL_TOKENS,

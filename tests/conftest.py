@@ -3,7 +3,7 @@
 import pytest
 
 from pipeline.inputs.registry import get_spec
-from pipeline.models import load_model, load_tokenizer, resolve_weights
+from pipeline.model.loading import load_model, load_tokenizer, resolve_weights
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +40,7 @@ def model(tiny_model):
 def prompts(request, tokenizer):
     """(format, the 4032 preference prompts of the 64 activities) in both prompt formats."""
     from pipeline.inputs.stimuli import load_activities
-    from pipeline.preferences import build_preference_prompts
+    from pipeline.model.ab_pass import build_preference_prompts
 
     return request.param, build_preference_prompts(tokenizer, load_activities(),
                                                    fmt=request.param, chat_template_args={})
@@ -64,7 +64,7 @@ def real_tokenizer_or_skip(name: str):
         # Fetched with `python -m pipeline fetch-models` (CI: .ci/fetch-real-models): converted
         # in the artifact cache, where the weights resolver finds it.
         from pipeline.inputs.registry import get_spec
-        from pipeline.models import WeightsNotFound, resolve_weights
+        from pipeline.model.loading import WeightsNotFound, resolve_weights
 
         try:
             directory = str(resolve_weights(get_spec(name), {}).path)
@@ -72,9 +72,9 @@ def real_tokenizer_or_skip(name: str):
             directory = None
     if not directory:
         # `fetch-models --tokenizer-only` (CI, for the models it runs no scorecard on).
-        from pipeline.gguf import tokenizer_only_dir
         from pipeline.inputs.artifacts import default_root
         from pipeline.inputs.registry import get_spec
+        from pipeline.model.gguf import tokenizer_only_dir
 
         candidate = tokenizer_only_dir(default_root(), get_spec(name).gguf.sha256)
         directory = str(candidate) if (candidate / "tokenizer.json").is_file() else None

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.activations import (
+from pipeline.model.capture import (
     POOL_FROM,
     NonFiniteActivations,
     TokenizedText,
@@ -12,7 +12,7 @@ from pipeline.activations import (
     capture_neutral,
     capture_stories,
 )
-from pipeline.hooks import layer_hooks
+from pipeline.model.hooks import layer_hooks
 
 WORDS = "the old lighthouse keeper counted waves while storms gathered over the grey harbour"
 
@@ -130,7 +130,7 @@ def no_bos_tokenizer(tiny_tokenizer):
 
 
 def test_tokenize_texts_records_where_the_text_starts(tiny_tokenizer, no_bos_tokenizer):
-    from pipeline.activations import tokenize_texts
+    from pipeline.model.capture import tokenize_texts
 
     with_bos = tokenize_texts(tiny_tokenizer, ["the old keeper"], [0], ["a"], 100)[0]
     without = tokenize_texts(no_bos_tokenizer, ["the old keeper"], [0], ["a"], 100)[0]
@@ -146,7 +146,7 @@ def _plant_sink(model, layer: int, size: float):
     Rows are equal length in these tests, so column 0 is every text's position 0. Registered
     before the capture hooks, so they see the planted residual.
     """
-    from pipeline.activations import _layers
+    from pipeline.model.capture import _layers
 
     direction = torch.zeros(model.config.hidden_size)
     direction[3] = size
@@ -162,7 +162,7 @@ def _plant_sink(model, layer: int, size: float):
 
 def test_a_huge_first_token_on_a_no_bos_model_affects_no_mean_norm_pca_or_pooling(
         tiny_model, no_bos_tokenizer):
-    from pipeline.activations import tokenize_texts
+    from pipeline.model.capture import tokenize_texts
 
     last = tiny_model.config.num_hidden_layers - 1  # planted at the last layer: nothing reads it
     words = (" ".join([WORDS] * 10)).split()
@@ -193,7 +193,7 @@ def test_a_huge_first_token_on_a_no_bos_model_affects_no_mean_norm_pca_or_poolin
 
 def test_a_no_bos_story_pools_from_its_own_50th_token(tiny_model, no_bos_tokenizer):
     """Without a BOS the story's 50th token sits at position 49: a 50-token story is not short."""
-    from pipeline.activations import tokenize_texts
+    from pipeline.model.capture import tokenize_texts
 
     item = tokenize_texts(no_bos_tokenizer, [" ".join([WORDS] * 10)], [0], ["s"], 10_000)[0]
     item = TokenizedText(item.input_ids[:POOL_FROM], 0, "s", item.text_start)

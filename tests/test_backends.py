@@ -10,13 +10,13 @@ from types import SimpleNamespace
 import pytest
 
 from pipeline import REPO_ROOT
-from pipeline.backends import BackendUnavailable, get_backend
-from pipeline.backends.transformers_backend import TransformersBackend
-from pipeline.generation import Generation, SamplingSettings, generate_batch
 from pipeline.inputs.artifacts import ArtifactStore, content_key
 from pipeline.inputs.registry import RegistryError, parse_registry
-from pipeline.prompts import render_prompt
-from pipeline.runtime import ModelRuntime
+from pipeline.model.backends import BackendUnavailable, get_backend
+from pipeline.model.backends.transformers_backend import TransformersBackend
+from pipeline.model.generation import Generation, SamplingSettings, generate_batch
+from pipeline.model.prompts import render_prompt
+from pipeline.model.runtime import ModelRuntime
 from pipeline.stages import StageSettings, stories_stage
 
 USERS = ["Write a story about a calm harbour.", "Write a story about a storm.",
@@ -225,7 +225,7 @@ def test_vllm_samples_twelve_reproducible_continuations_per_prompt(tiny_runtime,
 
     if not torch.cuda.is_available():
         pytest.skip("vLLM needs a CUDA GPU")
-    from pipeline.backends.vllm_backend import VLLMBackend
+    from pipeline.model.backends.vllm_backend import VLLMBackend
 
     backend = VLLMBackend(tiny_runtime.spec, tiny_runtime.location, tiny_runtime.tokenizer,
                           max_model_len=1024, gpu_memory_utilization=0.2)

@@ -20,7 +20,10 @@ from pipeline.behaviour_stages import (
     rollout_seed,
     rollouts_stage,
 )
-from pipeline.blackmail_judge import (
+from pipeline.inputs.artifacts import ArtifactStore
+from pipeline.inputs.registry import get_spec
+from pipeline.inputs.stimuli import load_blackmail_scenario_raw
+from pipeline.model.blackmail_judge import (
     accuracy,
     classify_rule_based,
     count_verdicts,
@@ -31,20 +34,17 @@ from pipeline.blackmail_judge import (
     public_text,
     sent_emails,
 )
-from pipeline.blackmail_scenario import (
+from pipeline.model.blackmail_scenario import (
     SCENARIO_PATH,
     Email,
     load_scenario,
     render_scenario,
     verbatim_view,
 )
-from pipeline.inputs.artifacts import ArtifactStore
-from pipeline.inputs.registry import get_spec
-from pipeline.inputs.stimuli import load_blackmail_scenario_raw
-from pipeline.models import resolve_weights
-from pipeline.runtime import ModelRuntime
+from pipeline.model.loading import resolve_weights
+from pipeline.model.runtime import ModelRuntime
+from pipeline.model.steered_generation import DecodeSettings
 from pipeline.stages import EmotionVectors, StageSettings
-from pipeline.steered_generation import DecodeSettings
 from pipeline.testmodels.tiny import TINY_MODEL_DIR
 
 # ---------------------------------------------------------------------------------------------

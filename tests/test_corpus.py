@@ -9,17 +9,17 @@ import time
 import pytest
 
 from pipeline import REPO_ROOT
-from pipeline.corpus import (
+from pipeline.inputs.scale import get_scale
+from pipeline.inputs.shards import ShardStore
+from pipeline.inputs.stimuli import render_template
+from pipeline.model.corpus import (
     generate_corpus,
     neutral_jobs,
     split_dialogues,
     split_stories,
     story_jobs,
 )
-from pipeline.generation import SamplingSettings
-from pipeline.inputs.scale import get_scale
-from pipeline.inputs.shards import ShardStore
-from pipeline.inputs.stimuli import render_template
+from pipeline.model.generation import SamplingSettings
 
 
 def test_stories_split_on_their_markers_and_empty_ones_are_kept_for_counting():
@@ -54,9 +54,9 @@ def test_a_template_missing_a_placeholder_is_a_clear_error():
 _SCRIPT = """
 import sys
 from pathlib import Path
-from pipeline.corpus import generate_corpus, story_jobs
-from pipeline.generation import SamplingSettings
-from pipeline.models import load_model, load_tokenizer, resolve_weights
+from pipeline.model.corpus import generate_corpus, story_jobs
+from pipeline.model.generation import SamplingSettings
+from pipeline.model.loading import load_model, load_tokenizer, resolve_weights
 from pipeline.inputs.registry import get_spec
 from pipeline.inputs.scale import get_scale
 spec = get_spec("tiny"); loc = resolve_weights(spec, {})
@@ -108,7 +108,7 @@ def test_a_killed_generation_resumes_without_losing_or_duplicating_a_story(tmp_p
 def test_ctrl_c_keeps_finished_batches_and_says_how_to_resume(tmp_path, monkeypatch,
                                                              tiny_model, tiny_tokenizer,
                                                              tiny_spec):
-    import pipeline.corpus as corpus
+    import pipeline.model.corpus as corpus
 
     calls = {"n": 0}
     real = corpus.generate_seeded
@@ -131,8 +131,8 @@ def test_ctrl_c_keeps_finished_batches_and_says_how_to_resume(tmp_path, monkeypa
 def test_unparseable_and_empty_outputs_are_counted_not_dropped(tmp_path, monkeypatch,
                                                               tiny_model, tiny_tokenizer,
                                                               tiny_spec):
-    import pipeline.corpus as corpus
-    from pipeline.generation import Generation
+    import pipeline.model.corpus as corpus
+    from pipeline.model.generation import Generation
 
     outputs = iter([Generation("A story.\n[story 2]\n", 5, True),
                     Generation("", 0, True)])

@@ -12,21 +12,21 @@ import pytest
 import torch
 from accelerate.hooks import AlignDevicesHook
 
-from pipeline.activations import TokenizedText, capture_neutral, capture_stories
-from pipeline.backends.transformers_backend import TransformersBackend
-from pipeline.devices import (
+from pipeline.model.backends.transformers_backend import TransformersBackend
+from pipeline.model.capture import TokenizedText, capture_neutral, capture_stories
+from pipeline.model.devices import (
     device_for_worker,
     execution_device,
     input_device,
     is_dispatched,
     parse_device_map,
 )
-from pipeline.generation import SamplingSettings
-from pipeline.hooks import additive_steering
-from pipeline.models import decoder_layers
-from pipeline.probes import span_means
-from pipeline.prompts import batch_encode, find_span, position_ids_from_mask, render_prompt
-from pipeline.runtime import ModelRuntime
+from pipeline.model.generation import SamplingSettings
+from pipeline.model.hooks import additive_steering
+from pipeline.model.loading import decoder_layers
+from pipeline.model.probes import span_means
+from pipeline.model.prompts import batch_encode, find_span, position_ids_from_mask, render_prompt
+from pipeline.model.runtime import ModelRuntime
 
 DEVICE_MAP = {
     "model.embed_tokens": "disk",

@@ -18,6 +18,7 @@ from pipeline.inputs.artifacts import ArtifactStore
 from pipeline.inputs.stimuli import load_emotions, load_valence_labels
 from pipeline.measures.mirroring import DEFAULT_EMOTIONS
 from pipeline.measures.preference_analysis import preference_signal
+from pipeline.model.runtime import ModelRuntime
 from pipeline.preference_stages import (
     PreferenceSettings,
     activity_probes_stage,
@@ -47,7 +48,6 @@ from pipeline.rows import (
     v10_row,
     v11_row,
 )
-from pipeline.runtime import ModelRuntime
 from pipeline.stages import (
     StageSettings,
     activations_stage,

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from pipeline import REPO_ROOT
-from pipeline.corpus import generate_corpus, story_jobs
-from pipeline.generation import SamplingSettings
 from pipeline.inputs.artifacts import PROVENANCE, ArtifactCorrupted, ArtifactStore, default_root
 from pipeline.inputs.scale import get_scale
 from pipeline.inputs.shards import ShardStore
+from pipeline.model.corpus import generate_corpus, story_jobs
+from pipeline.model.generation import SamplingSettings
 
 SETTINGS = SamplingSettings(max_new_tokens=24, seed=5)
 JOBS = story_jobs(get_scale("smoke"))[:12]
@@ -122,7 +122,7 @@ def test_each_job_samples_the_same_text_whatever_batch_it_is_in(
 def test_the_batch_size_and_platform_are_in_the_corpus_keys(monkeypatch, tmp_path,
                                                             tiny_runtime):
     import pipeline.stages as stages
-    from pipeline.generation import Generation
+    from pipeline.model.generation import Generation
     from pipeline.stages import StageSettings, stories_stage
 
     class Canned:
@@ -162,7 +162,7 @@ def test_folders_left_by_a_killed_build_are_removed_under_the_lock(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_runtime(tiny_spec, tiny_location):
-    from pipeline.runtime import ModelRuntime
+    from pipeline.model.runtime import ModelRuntime
 
     return ModelRuntime(tiny_spec, tiny_location, device="cpu")
 
@@ -239,8 +239,8 @@ def test_kill_9_at_seeded_random_moments_resumes_to_the_bytes_of_a_clean_build(t
     # The clean build: the CLI's in the shared default cache (test_cli.py and the tiny
     # scorecard build the same artifacts there), built here only when no run has yet.
     from pipeline.inputs.registry import get_spec
-    from pipeline.models import resolve_weights
-    from pipeline.runtime import ModelRuntime
+    from pipeline.model.loading import resolve_weights
+    from pipeline.model.runtime import ModelRuntime
     from pipeline.stages import StageSettings, build_vectors
 
     spec = get_spec("tiny")

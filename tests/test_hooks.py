@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from pipeline.activations import base_model
-from pipeline.hooks import additive_steering, layer_hooks
-from pipeline.models import decoder_layers
+from pipeline.model.capture import base_model
+from pipeline.model.hooks import additive_steering, layer_hooks
+from pipeline.model.loading import decoder_layers
 
 
 def _ids(tokenizer, text="How would you feel about a quiet afternoon of reading?"):

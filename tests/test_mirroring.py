@@ -21,10 +21,10 @@ from pipeline.measures.mirroring import (
     pooled_r,
     probe_values,
 )
-from pipeline.models import resolve_weights
-from pipeline.probes import span_means
-from pipeline.prompts import render_prompt
-from pipeline.runtime import ModelRuntime
+from pipeline.model.loading import resolve_weights
+from pipeline.model.probes import span_means
+from pipeline.model.prompts import render_prompt
+from pipeline.model.runtime import ModelRuntime
 from pipeline.stages import StageSettings
 from pipeline.testmodels.tiny import TINY_MODEL_DIR
 

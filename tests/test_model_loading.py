@@ -8,7 +8,7 @@ import pytest
 
 from pipeline import REPO_ROOT
 from pipeline.inputs.registry import get_spec
-from pipeline.models import WeightsNotFound, resolve_weights, weights_fingerprint
+from pipeline.model.loading import WeightsNotFound, resolve_weights, weights_fingerprint
 
 
 def test_importing_the_library_switches_hugging_face_offline():

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.stats import chi2
 
-from pipeline.activity_probes import cosine_scores, probe_prompts
 from pipeline.inputs.stimuli import load_activities, load_preference_prompt_templates
 from pipeline.measures.preference_analysis import (
     SIGNAL_ALPHA,
@@ -26,7 +25,7 @@ from pipeline.measures.preference_analysis import (
 )
 from pipeline.measures.ratings import ELO_SCALE
 from pipeline.measures.stats import pearson_r
-from pipeline.preferences import (
+from pipeline.model.ab_pass import (
     ChoiceTokenError,
     choice_readout,
     encode_batches,
@@ -36,7 +35,8 @@ from pipeline.preferences import (
     preference_pass,
     resolve_choice_tokens,
 )
-from pipeline.prompts import RenderedPrompt, batch_encode, position_ids_from_mask
+from pipeline.model.activity_probes import cosine_scores, probe_prompts
+from pipeline.model.prompts import RenderedPrompt, batch_encode, position_ids_from_mask
 
 ACTIVITIES = load_activities()
 
@@ -368,7 +368,7 @@ def test_preference_signal_names_mismatched_ratings():
 
 
 def _prompts(n: int):
-    from pipeline.preferences import PreferencePrompt, ordered_pairs
+    from pipeline.model.ab_pass import PreferencePrompt, ordered_pairs
 
     return [PreferencePrompt(a, b, None, None, None) for a, b in ordered_pairs(n)]
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
-from pipeline.prompts import (
+from pipeline.model.prompts import (
     RenderedPrompt,
     batch_encode,
     char_span_to_token_span,

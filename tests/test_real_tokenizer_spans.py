@@ -24,10 +24,10 @@ from tokenizers import (
 )
 from transformers import PreTrainedTokenizerFast
 
-from pipeline.activity_probes import probe_prompts
 from pipeline.inputs.stimuli import load_activities, load_preference_prompt_templates
-from pipeline.preferences import build_preference_prompts, resolve_choice_tokens
-from pipeline.prompts import TokenBoundaryError, render_prompt, text_token_span
+from pipeline.model.ab_pass import build_preference_prompts, resolve_choice_tokens
+from pipeline.model.activity_probes import probe_prompts
+from pipeline.model.prompts import TokenBoundaryError, render_prompt, text_token_span
 
 GEMMA_STYLE_TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}<start_of_turn>"

@@ -15,7 +15,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from pipeline.blackmail_judge import VerdictCounts
 from pipeline.inputs.stimuli import load_activities, load_numerical_templates, load_valence_labels
 from pipeline.measures.implicit import ImplicitScores, implicit_scores
 from pipeline.measures.logit_lens import (
@@ -28,6 +27,7 @@ from pipeline.measures.logit_lens import (
 from pipeline.measures.mirroring import POSITIONS, mirroring_stats
 from pipeline.measures.numerical import PairResult, numerical_pairs
 from pipeline.measures.preference_analysis import PreferenceSignal
+from pipeline.model.blackmail_judge import VerdictCounts
 from pipeline.rows import (
     Effects,
     blackmail_row,

@@ -8,15 +8,15 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from pipeline.hooks import additive_steering, layer_hooks
-from pipeline.prompts import batch_encode, position_ids_from_mask, render_prompt
-from pipeline.steered_generation import (
+from pipeline.model.hooks import additive_steering, layer_hooks
+from pipeline.model.prompts import batch_encode, position_ids_from_mask, render_prompt
+from pipeline.model.steered_generation import (
     DecodeSettings,
     _next_tokens,
     decode,
     generate,
 )
-from pipeline.steering_scale import random_directions, steering_vectors, unit_direction
+from pipeline.model.steering_scale import random_directions, steering_vectors, unit_direction
 from pipeline.testmodels.tiny import TINY_MODEL_DIR
 
 LAYER = 2

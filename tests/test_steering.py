@@ -16,9 +16,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.hooks import check_layers
 from pipeline.inputs.stimuli import ACTIVITY_CATEGORIES, load_activities, load_emotions
-from pipeline.preferences import (
+from pipeline.model.ab_pass import (
     Steering,
     choice_readout,
     encode_batches,
@@ -26,7 +25,8 @@ from pipeline.preferences import (
     preference_pass,
     resolve_choice_tokens,
 )
-from pipeline.steering_plan import (
+from pipeline.model.hooks import check_layers
+from pipeline.model.steering_plan import (
     CONTROL_SEED,
     EXEMPLARS,
     prompt_has_steered,
@@ -34,7 +34,7 @@ from pipeline.steering_plan import (
     steered_activities,
     steering_mask,
 )
-from pipeline.steering_scale import random_directions, steering_vectors
+from pipeline.model.steering_scale import random_directions, steering_vectors
 
 STEER_LAYER = 2  # the tiny models' registry steering layer
 ACTIVITIES = load_activities()
@@ -326,6 +326,7 @@ def fake_vectors():
 def test_a_killed_steering_stage_keeps_finished_conditions_and_resumes_to_the_same_result(
         tmp_path, tiny_spec, tiny_location):
     from pipeline.inputs.artifacts import ArtifactStore
+    from pipeline.model.runtime import ModelRuntime
     from pipeline.preference_stages import (
         PreferenceSettings,
         activity_probes_stage,
@@ -335,7 +336,6 @@ def test_a_killed_steering_stage_keeps_finished_conditions_and_resumes_to_the_sa
         preferences_stage,
         steered_preferences_stage,
     )
-    from pipeline.runtime import ModelRuntime
 
     runtime = ModelRuntime(tiny_spec, tiny_location, device="cpu")
     vectors = fake_vectors()
@@ -413,7 +413,7 @@ def test_v10_v11_say_when_the_scale_steers_fewer_emotions_and_judge_v11_on_that_
 
 def test_the_steering_plan_shrinks_with_the_preset_and_is_the_papers_at_full_scale():
     from pipeline.inputs.scale import SCALES
-    from pipeline.steering_plan import N_TOP_EMOTIONS
+    from pipeline.model.steering_plan import N_TOP_EMOTIONS
 
     assert SCALES["full"].steered_top_k == SCALES["reduced"].steered_top_k == N_TOP_EMOTIONS
     cpu = [s for s in SCALES.values() if s.steered_top_k < N_TOP_EMOTIONS]

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from pipeline import corpus
-from pipeline.stopping import MARKERS, ItemStop
+from pipeline.model import corpus
+from pipeline.model.stopping import MARKERS, ItemStop
 
 
 def _stories(n: int) -> str:
@@ -61,9 +61,9 @@ def test_the_markers_are_the_splitters_own_patterns():
 
 
 def test_generate_batch_runs_with_the_criterion(tiny_spec, tiny_location):
-    from pipeline.generation import SamplingSettings, generate_batch
-    from pipeline.prompts import render_prompt
-    from pipeline.runtime import ModelRuntime
+    from pipeline.model.generation import SamplingSettings, generate_batch
+    from pipeline.model.prompts import render_prompt
+    from pipeline.model.runtime import ModelRuntime
 
     runtime = ModelRuntime(tiny_spec, tiny_location, device="cpu")
     prompts = [render_prompt(runtime.tokenizer, "Write 1 story.", fmt=tiny_spec.prompt_format,
@@ -78,7 +78,7 @@ def test_generate_batch_runs_with_the_criterion(tiny_spec, tiny_location):
 
 
 def test_the_seeded_decoder_keeps_nothing_after_the_last_story(tiny_tokenizer):
-    from pipeline.stopping import item_cut, newline_token_ids
+    from pipeline.model.stopping import item_cut, newline_token_ids
 
     text = "Rain again.\n\n" + _stories(6)  # 5 more marked stories: 6 in all
     ids = tiny_tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -104,7 +104,7 @@ class _NewlineHeavy(torch.nn.Module):
 
 def _rule_point(tokenizer, token_ids, n_items) -> int | None:
     """Generated tokens up to and including the one on which the rule ends the row."""
-    from pipeline.stopping import newline_token_ids
+    from pipeline.model.stopping import newline_token_ids
 
     stop = ItemStop(tokenizer, 0, n_items, "story", newline_token_ids(tokenizer))
     return _feed(stop, [], list(token_ids))
@@ -116,10 +116,10 @@ def test_the_seeded_decoder_stops_sampling_at_the_rule_and_keeps_the_same_text(
     old path (run to the length limit, then cut), whatever the batch size."""
     import re
 
-    from pipeline import stopping
-    from pipeline.generation import SamplingSettings, cut_after_items, generate_seeded
-    from pipeline.prompts import render_prompt
-    from pipeline.steered_generation import DecodeSettings, generate
+    from pipeline.model import stopping
+    from pipeline.model.generation import SamplingSettings, cut_after_items, generate_seeded
+    from pipeline.model.prompts import render_prompt
+    from pipeline.model.steered_generation import DecodeSettings, generate
 
     # The tiny model's random text never writes "[story k]"; count any non-empty line instead
     # (the rule's machinery is the same, only the line pattern differs).

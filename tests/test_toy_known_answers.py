@@ -21,7 +21,8 @@ from pipeline.inputs.registry import get_spec
 from pipeline.inputs.stimuli import load_valence_labels
 from pipeline.measures.preference_analysis import PreferenceSignal, preference_signal
 from pipeline.measures.stats import spearman_rho
-from pipeline.models import resolve_weights
+from pipeline.model.loading import resolve_weights
+from pipeline.model.runtime import ModelRuntime
 from pipeline.preference_stages import (
     BaselinePreferences,
     PreferenceSettings,
@@ -42,7 +43,6 @@ from pipeline.rows import (
     v10_row,
     v11_row,
 )
-from pipeline.runtime import ModelRuntime
 from pipeline.scorecard import CriterionResult
 from pipeline.stages import build_vectors, load_vectors
 from pipeline.testmodels.toy.corpus import CorpusConfig, build_corpus, corpus_sha256, names_word

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.generation import SamplingSettings, generate_batch
-from pipeline.prompts import RAW_NEXT_TURN, cut_at_stop_strings, render_prompt
-from pipeline.steered_generation import DecodeSettings, generate
+from pipeline.model.generation import SamplingSettings, generate_batch
+from pipeline.model.prompts import RAW_NEXT_TURN, cut_at_stop_strings, render_prompt
+from pipeline.model.steered_generation import DecodeSettings, generate
 
 ANSWER = "Sure, hi."
 SCRIPT = ANSWER + RAW_NEXT_TURN + " tell me more about it and more and more"
@@ -111,7 +111,7 @@ def test_corpus_generation_stops_at_the_next_turn_on_raw_prompts(model, tokenize
 def test_vllm_samples_are_cut_at_the_next_turn_by_the_same_rule(tokenizer, script):
     from types import SimpleNamespace
 
-    from pipeline.backends.vllm_backend import to_generations
+    from pipeline.model.backends.vllm_backend import to_generations
 
     sample = SimpleNamespace(index=0, token_ids=list(script), finish_reason="length")
     outputs = [SimpleNamespace(outputs=[sample]), SimpleNamespace(outputs=[sample])]

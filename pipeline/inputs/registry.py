@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import DATA_DIR
-from pipeline.gguf import GgufSource, PackageMember
 from pipeline.inputs.errors import BadInput
 from pipeline.inputs.scale import SCALES
+from pipeline.model.gguf import GgufSource, PackageMember
 
 REGISTRY_PATH = DATA_DIR / "models.toml"
 

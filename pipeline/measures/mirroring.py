@@ -18,7 +18,7 @@ import numpy as np
 
 from pipeline.measures.stats import bootstrap, pearson_r
 from pipeline.measures.vectors import unit
-from pipeline.prompts import RenderedPrompt, char_span_to_token_span
+from pipeline.model.prompts import RenderedPrompt, char_span_to_token_span
 
 DEFAULT_EMOTIONS: tuple[str, ...] = ("happy", "calm", "loving", "sad", "afraid", "angry")
 SENTENCE_END = ".?!"

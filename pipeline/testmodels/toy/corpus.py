@@ -1,13 +1,13 @@
 """The toy model's synthetic corpus, built from the paper's own stimuli with planted structure.
 
 Every chat example is rendered exactly as the harness renders its prompts
-(`pipeline.prompts.render_prompt`, chat format, the same prefills), so the toy sees at test time
+(`pipeline.model.prompts.render_prompt`, chat format, the same prefills), so the toy sees at test time
 what it saw here. Valence: each of the 171 emotions has the sign of its label in
 data/harness/valence_labels.toml and the magnitude of its Table 12 cluster's phrase bank
 (pipeline/testmodels/toy/phrases.py); each Table 9 activity has z = its standardised Elo.
 
 1. `story_prompt` (2,400): the paper's story prompt for (emotion, topic) as the user message,
-   the assistant turn prefilled with `[story 1]\n` as `pipeline.corpus` does, then 1-3 stories
+   the assistant turn prefilled with `[story 1]\n` as `pipeline.model.corpus` does, then 1-3 stories
    separated by `[story N]` lines. A story never names its emotion; it shows it through its
    cluster's actions, body sensations, dialogue and thoughts, an emotion-specific signature
    (favourite action and line, its own pair of objects), tone words whose valence follows the
@@ -48,7 +48,6 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
-from pipeline.corpus import STORY_PREFILL
 from pipeline.inputs.stimuli import (
     Activity,
     load_activities,
@@ -60,6 +59,7 @@ from pipeline.inputs.stimuli import (
     load_valence_labels,
     render_template,
 )
+from pipeline.model.corpus import STORY_PREFILL
 from pipeline.testmodels.toy.phrases import (
     BODY_PARTS,
     CLUSTERS,

@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from pipeline.activations import POOL_FROM
-from pipeline.hooks import layer_hooks
+from pipeline.model.capture import POOL_FROM
+from pipeline.model.hooks import layer_hooks
 
 
 @dataclass(frozen=True)

@@ -46,13 +46,13 @@ import torch.nn.functional as F
 from transformers import PreTrainedTokenizerFast
 
 from pipeline import DATA_DIR
-from pipeline.activations import pack_in_order
 from pipeline.inputs.stimuli import (
     load_emotions,
     load_preference_prompt_templates,
     load_valence_labels,
 )
-from pipeline.prompts import char_span_to_token_span, render_prompt
+from pipeline.model.capture import pack_in_order
+from pipeline.model.prompts import char_span_to_token_span, render_prompt
 from pipeline.testmodels.tiny import (
     END_OF_TEXT,
     EOT,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.backends import check_n, check_seeds
-from pipeline.generation import Generation, SamplingSettings, generate_batch, generate_seeded
-from pipeline.prompts import RenderedPrompt
+from pipeline.model.backends import check_n, check_seeds
+from pipeline.model.generation import Generation, SamplingSettings, generate_batch, generate_seeded
+from pipeline.model.prompts import RenderedPrompt
 
 
 class TransformersBackend:

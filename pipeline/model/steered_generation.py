@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from pipeline.devices import decoding_threads
-from pipeline.hooks import additive_steering
-from pipeline.prompts import (
+from pipeline.model.devices import decoding_threads
+from pipeline.model.hooks import additive_steering
+from pipeline.model.prompts import (
     RenderedPrompt,
     batch_encode,
     cut_at_stop_strings,
@@ -138,7 +138,7 @@ def decode(
     contains one of `stop_strings` (needs `tokenizer`); its length then counts every token up to
     and including the one that completed it, for `cut_at_stop_strings` to cut.
 
-    `row_stop` (a transformers-style stopping criterion, e.g. pipeline.stopping.ItemStop built
+    `row_stop` (a transformers-style stopping criterion, e.g. pipeline.model.stopping.ItemStop built
     with prompt_width=0) is called each step with the generated tokens so far ([B, step + 1] on
     the CPU; rows already done hold pad) and returns [B] bool; a live row it ends keeps every
     token up to and including the newest, like a stop string, and is not extended again. Rows

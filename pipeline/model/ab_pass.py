@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.activations import base_model
-from pipeline.hooks import additive_steering, check_layers, hidden_of
 from pipeline.inputs.stimuli import Activity, load_preference_prompt_templates
-from pipeline.prompts import (
+from pipeline.model.capture import base_model
+from pipeline.model.hooks import additive_steering, check_layers, hidden_of
+from pipeline.model.prompts import (
     RenderedPrompt,
     batch_encode,
     check_prefill_boundary,

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from pipeline.inputs.stimuli import Activity, load_preference_prompt_templates, render_template
-from pipeline.probes import span_means
-from pipeline.prompts import RenderedPrompt, check_text_span, render_prompt, text_token_span
+from pipeline.model.probes import span_means
+from pipeline.model.prompts import RenderedPrompt, check_text_span, render_prompt, text_token_span
 
 
 def probe_prompts(

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline.devices import input_device
-from pipeline.hooks import layer_hooks
-from pipeline.prompts import position_ids_from_mask
+from pipeline.model.devices import input_device
+from pipeline.model.hooks import layer_hooks
+from pipeline.model.prompts import position_ids_from_mask
 
 POOL_FROM = 50
 
@@ -300,6 +300,6 @@ def capture_neutral(
 
 
 def _layers(model):
-    from pipeline.models import decoder_layers
+    from pipeline.model.loading import decoder_layers
 
     return decoder_layers(model)

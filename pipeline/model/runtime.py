@@ -7,7 +7,7 @@ from typing import Any
 
 from pipeline.inputs.registry import ModelSpec
 from pipeline.inputs.scale import ScalePreset, get_scale
-from pipeline.models import (
+from pipeline.model.loading import (
     WeightsLocation,
     default_device,
     load_model,

@@ -21,11 +21,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.backends import BackendUnavailable, check_n, check_seeds
-from pipeline.generation import Generation, SamplingSettings
 from pipeline.inputs.registry import ModelSpec
-from pipeline.models import WeightsLocation
-from pipeline.prompts import RenderedPrompt, cut_at_stop_strings
+from pipeline.model.backends import BackendUnavailable, check_n, check_seeds
+from pipeline.model.generation import Generation, SamplingSettings
+from pipeline.model.loading import WeightsLocation
+from pipeline.model.prompts import RenderedPrompt, cut_at_stop_strings
 
 # vLLM reserves KV-cache room for at least one sequence of max_model_len tokens; a story call
 # needs about 300 prompt tokens plus max_new_tokens (3072 at full scale), far below the

@@ -1,7 +1,7 @@
 """Generation backends: the seam between the corpus stages and whatever samples the text.
 
 A backend takes rendered prompts as token ids (the harness tokenizes once, in
-`pipeline.prompts`) and returns `Generation`s decoded with the harness tokenizer, so stories
+`pipeline.model.prompts`) and returns `Generation`s decoded with the harness tokenizer, so stories
 read the same whichever engine wrote them. Two exist:
 
 - "transformers" (`transformers_backend`): `model.generate` in this process, the default; the
@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # kept light: the pytest options import BACKENDS at start-up
-    from pipeline.generation import Generation, SamplingSettings
-    from pipeline.prompts import RenderedPrompt
-    from pipeline.runtime import ModelRuntime
+    from pipeline.model.generation import Generation, SamplingSettings
+    from pipeline.model.prompts import RenderedPrompt
+    from pipeline.model.runtime import ModelRuntime
 
 BACKENDS = ("transformers", "vllm")
 
@@ -67,11 +67,11 @@ def check_seeds(seeds: Sequence[int], prompts: Sequence[object]) -> None:
 def get_backend(name: str, runtime: ModelRuntime) -> GenerationBackend:
     """The backend `name` for the model of `runtime` (its spec, weights and tokenizer)."""
     if name == "transformers":
-        from pipeline.backends.transformers_backend import TransformersBackend
+        from pipeline.model.backends.transformers_backend import TransformersBackend
 
         return TransformersBackend(runtime.model, runtime.tokenizer)
     if name == "vllm":
-        from pipeline.backends.vllm_backend import VLLMBackend
+        from pipeline.model.backends.vllm_backend import VLLMBackend
 
         return VLLMBackend(runtime.spec, runtime.location, runtime.tokenizer)
     raise ValueError(

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import torch
 
-from pipeline.models import decoder_layers
+from pipeline.model.loading import decoder_layers
 
 # (layer index, hidden [B, T, d]) -> None for readers, or a new hidden tensor for writers
 LayerFn = Callable[[int, torch.Tensor], torch.Tensor | None]

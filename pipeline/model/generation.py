@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from pipeline.devices import decoding_threads, input_device
-from pipeline.prompts import RenderedPrompt, batch_encode, cut_at_stop_strings
+from pipeline.model.devices import decoding_threads, input_device
+from pipeline.model.prompts import RenderedPrompt, batch_encode, cut_at_stop_strings
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class SamplingSettings:
     # per-job sampler (generate_seeded) and vLLM sample the same distribution as generate did.
     top_k: int = 50
     # Stop a row once it has generated this many `item_marker` lines ("story"/"dialogue"): the
-    # call's last item is then complete (pipeline.stopping). 0: only end-of-turn and the limit.
+    # call's last item is then complete (pipeline.model.stopping). 0: only end-of-turn and the limit.
     stop_after_items: int = 0
     item_marker: str = ""
 
@@ -69,7 +69,7 @@ def generate_batch(
     if settings.stop_after_items:
         from transformers import StoppingCriteriaList
 
-        from pipeline.stopping import ItemStop, newline_token_ids
+        from pipeline.model.stopping import ItemStop, newline_token_ids
 
         item_stop = ItemStop(tokenizer, input_ids.shape[1], settings.stop_after_items,
                              settings.item_marker, _cached(tokenizer, newline_token_ids))
@@ -111,7 +111,7 @@ def generate_seeded(
     carry the floating-point effect of the batch's padding, which is why the corpus stages put
     the batch size in their cache key (pipeline.stages.StageSettings).
     """
-    from pipeline.steered_generation import DecodeSettings, generate
+    from pipeline.model.steered_generation import DecodeSettings, generate
 
     if len(seeds) != len(prompts):
         raise ValueError(f"got {len(seeds)} seeds for {len(prompts)} prompts; pass one each")
@@ -120,7 +120,7 @@ def generate_seeded(
                             top_k=settings.top_k, greedy=not settings.do_sample)
     row_stop = None
     if settings.stop_after_items:
-        from pipeline.stopping import ItemStop, newline_token_ids
+        from pipeline.model.stopping import ItemStop, newline_token_ids
 
         newline = _cached(tokenizer, newline_token_ids)
 
@@ -143,7 +143,7 @@ def cut_after_items(tokenizer, rollouts, settings: SamplingSettings) -> list[Gen
     """
     out = [Generation(text=r.text, n_tokens=r.n_tokens, finished=r.finished) for r in rollouts]
     if settings.stop_after_items:
-        from pipeline.stopping import item_cut, newline_token_ids
+        from pipeline.model.stopping import item_cut, newline_token_ids
 
         newline = _cached(tokenizer, newline_token_ids)
         for k, r in enumerate(rollouts):

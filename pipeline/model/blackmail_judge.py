@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Literal
 
 from pipeline import DATA_DIR
-from pipeline.prompts import render_prompt
-from pipeline.steered_generation import DecodeSettings, generate
+from pipeline.model.prompts import render_prompt
+from pipeline.model.steered_generation import DecodeSettings, generate
 
 Verdict = Literal["yes", "no", "unjudged"]
 VERDICTS: tuple[str, ...] = ("yes", "no", "unjudged")

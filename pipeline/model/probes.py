@@ -14,10 +14,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from pipeline.activations import base_model
-from pipeline.devices import input_device
-from pipeline.hooks import layer_hooks
-from pipeline.prompts import RenderedPrompt, batch_encode, position_ids_from_mask
+from pipeline.model.capture import base_model
+from pipeline.model.devices import input_device
+from pipeline.model.hooks import layer_hooks
+from pipeline.model.prompts import RenderedPrompt, batch_encode, position_ids_from_mask
 
 Span = tuple[int, int]  # half-open token range [start, end) in the prompt's own coordinates
 

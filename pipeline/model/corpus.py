@@ -17,16 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.generation import Generation, SamplingSettings, generate_seeded
 from pipeline.inputs.progress import Ticker
 from pipeline.inputs.registry import ModelSpec
 from pipeline.inputs.scale import ScalePreset
 from pipeline.inputs.shards import ShardStore
 from pipeline.inputs.stimuli import load_emotions, load_story_prompts, load_topics, render_template
-from pipeline.prompts import render_prompt
+from pipeline.model.generation import Generation, SamplingSettings, generate_seeded
+from pipeline.model.prompts import render_prompt
 
 if TYPE_CHECKING:
-    from pipeline.backends import GenerationBackend
+    from pipeline.model.backends import GenerationBackend
 
 STORY_PREFILL = "[story 1]\n"
 _STORY_MARKER = re.compile(r"^\W*\[\s*story\s+(\d+)\s*\]\W*$", re.IGNORECASE | re.MULTILINE)
@@ -171,7 +171,7 @@ def generate_corpus(
 ) -> dict[str, Any]:
     """Generate every job not yet in `work_dir`'s shards; return the corpus summary.
 
-    `backend` samples the text (pipeline.backends); without one, `model` samples through
+    `backend` samples the text (pipeline.model.backends); without one, `model` samples through
     `generate_seeded` (transformers). `tokenizer` renders the prompts in both cases. Each job
     samples from its own seed (`job_seed`), so what it writes does not depend on the jobs it
     shares a batch with, up to the floating-point effect of padding (see `StageSettings`).
@@ -183,7 +183,7 @@ def generate_corpus(
     if backend is None and model is None:
         raise ValueError(
             "generate_corpus got neither a model nor a backend; pass model=<transformers "
-            "model> or backend=pipeline.backends.get_backend(name, runtime)"
+            "model> or backend=pipeline.model.backends.get_backend(name, runtime)"
         )
     calls = ShardStore(work_dir, "calls")
     items = ShardStore(work_dir, "items")

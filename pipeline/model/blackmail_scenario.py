@@ -20,7 +20,7 @@ from transformers import PreTrainedTokenizerBase
 
 from pipeline import DATA_DIR
 from pipeline.inputs.stimuli import render_template
-from pipeline.prompts import RenderedPrompt, render_prompt
+from pipeline.model.prompts import RenderedPrompt, render_prompt
 
 SCENARIO_PATH = DATA_DIR / "blackmail" / "summitbridge.json"
 SCRATCHPAD_TAG = "<SCRATCHPAD_REASONING>"
