@@ -47,7 +47,7 @@ from pipeline.model.generation import SamplingSettings  # noqa: E402
 from pipeline.model.loading import resolve_weights  # noqa: E402
 from pipeline.model.prompts import batch_encode, render_prompt  # noqa: E402
 from pipeline.model.runtime import ModelRuntime  # noqa: E402
-from pipeline.stages import (  # noqa: E402
+from pipeline.stages.extraction import (  # noqa: E402
     MAX_NEUTRAL_TOKENS,
     MAX_STORY_TOKENS,
     StageSettings,
@@ -183,7 +183,7 @@ def main() -> None:
 
         # Capture stages over what was just generated, through the stage functions.
         from pipeline.inputs.shards import read_records
-        from pipeline.stages import activations_stage, neutral_stats_stage
+        from pipeline.stages.extraction import activations_stage, neutral_stats_stage
 
         store = ArtifactStore(root / "store")
         settings = StageSettings(log=lambda m: None, token_budget=args.token_budget)
@@ -209,7 +209,7 @@ def main() -> None:
         rows.append(report("neutral_stats", wall, bare, dialogues=len(dialogues)))
 
         if not args.skip_preferences:
-            from pipeline.preference_stages import (
+            from pipeline.stages.preferences import (
                 PreferenceSettings,
                 load_preferences,
                 preference_setup,
@@ -239,12 +239,12 @@ def steering_row(runtime, store, baseline, setup, prefs):
     import numpy as np
 
     from pipeline.inputs.stimuli import load_emotions
-    from pipeline.preference_stages import (
+    from pipeline.stages.extraction import EmotionVectors
+    from pipeline.stages.preferences import (
         activity_probes_stage,
         load_activity_probes,
         steered_preferences_stage,
     )
-    from pipeline.stages import EmotionVectors
 
     emotions = load_emotions()
     config = runtime.model.config

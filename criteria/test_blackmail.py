@@ -8,7 +8,6 @@ interval; the row's value is a rate difference with Newcombe's interval, which m
 
 import pytest
 
-from pipeline.behaviour_stages import RANDOM, UNSTEERED, Cell
 from pipeline.figures_behaviour import blackmail_curve
 from pipeline.measures.stats import wilson_interval
 from pipeline.model.blackmail_judge import (
@@ -19,6 +18,7 @@ from pipeline.model.blackmail_judge import (
 )
 from pipeline.rows import blackmail_row, rate_text
 from pipeline.scorecard import judge
+from pipeline.stages.behaviour import RANDOM, UNSTEERED, Cell
 
 PAPER_POINTS = {
     "desperate": [(-0.05, 0.0), (0.0, 0.22), (0.05, 0.72)],

@@ -10,14 +10,6 @@ verdicts are reported, not asserted: the scorecard rows keep their assertions.
 
 import pytest
 
-from pipeline.behaviour_stages import MirroringConfig, load_mirroring, mirroring_stage
-from pipeline.preference_stages import (
-    activity_probes_stage,
-    load_activity_probes,
-    load_steering,
-    preference_correlations,
-    steered_preferences_stage,
-)
 from pipeline.rows import (
     SWEEP_CRITERIA,
     implicit_at,
@@ -35,6 +27,14 @@ from pipeline.rows import (
     v10_control_row,
     v10_row,
     v11_row,
+)
+from pipeline.stages.behaviour import MirroringConfig, load_mirroring, mirroring_stage
+from pipeline.stages.preferences import (
+    activity_probes_stage,
+    load_activity_probes,
+    load_steering,
+    preference_correlations,
+    steered_preferences_stage,
 )
 from pipeline.sweep_report import sweep_table
 

@@ -27,7 +27,7 @@ from pipeline.model.backends import BACKENDS
 from pipeline.model.devices import parse_device_map
 from pipeline.model.loading import WeightsNotFound, resolve_weights
 from pipeline.model.runtime import ModelRuntime
-from pipeline.stages import (
+from pipeline.stages.extraction import (
     STAGES,
     StageSettings,
     activations_stage,

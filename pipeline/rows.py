@@ -47,11 +47,11 @@ from pipeline.model.steering_plan import CONTROL, EXEMPLARS, N_TOP_EMOTIONS
 from pipeline.scorecard import CriterionResult, count_threshold, judge, load_criteria
 
 if TYPE_CHECKING:  # the stage modules import torch; the row functions only read their results
-    from pipeline.behaviour_stages import MirroringReadouts
     from pipeline.model.blackmail_judge import VerdictCounts
-    from pipeline.preference_stages import BaselinePreferences, SteeringResults
-    from pipeline.readout_stages import Readouts
-    from pipeline.stages import EmotionVectors
+    from pipeline.stages.behaviour import MirroringReadouts
+    from pipeline.stages.extraction import EmotionVectors
+    from pipeline.stages.preferences import BaselinePreferences, SteeringResults
+    from pipeline.stages.readouts import Readouts
 
 # The rows the layer sweep evaluates at each layer, in scorecard order.
 SWEEP_CRITERIA: tuple[str, ...] = ("V1", "V2", "V3", "V4", "V5", "V6", "V9", "V10",

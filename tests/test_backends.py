@@ -17,7 +17,7 @@ from pipeline.model.backends.transformers_backend import TransformersBackend
 from pipeline.model.generation import Generation, SamplingSettings, generate_batch
 from pipeline.model.prompts import render_prompt
 from pipeline.model.runtime import ModelRuntime
-from pipeline.stages import StageSettings, stories_stage
+from pipeline.stages.extraction import StageSettings, stories_stage
 
 USERS = ["Write a story about a calm harbour.", "Write a story about a storm.",
          "Write a story about a lighthouse keeper."]
@@ -165,7 +165,7 @@ def test_the_vllm_backend_sends_token_ids_and_decodes_ids_with_the_harness_token
 
 
 def test_the_corpus_stage_keys_and_records_its_backend(monkeypatch, tmp_path, tiny_runtime):
-    import pipeline.stages as stages
+    import pipeline.stages.extraction as stages
 
     made = []
 

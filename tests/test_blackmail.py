@@ -10,16 +10,6 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from pipeline.behaviour_stages import (
-    BlackmailConfig,
-    Cell,
-    JudgeConfig,
-    judgments_stage,
-    load_judgments,
-    load_rollouts,
-    rollout_seed,
-    rollouts_stage,
-)
 from pipeline.inputs.artifacts import ArtifactStore
 from pipeline.inputs.registry import get_spec
 from pipeline.inputs.stimuli import load_blackmail_scenario_raw
@@ -44,7 +34,17 @@ from pipeline.model.blackmail_scenario import (
 from pipeline.model.loading import resolve_weights
 from pipeline.model.runtime import ModelRuntime
 from pipeline.model.steered_generation import DecodeSettings
-from pipeline.stages import EmotionVectors, StageSettings
+from pipeline.stages.behaviour import (
+    BlackmailConfig,
+    Cell,
+    JudgeConfig,
+    judgments_stage,
+    load_judgments,
+    load_rollouts,
+    rollout_seed,
+    rollouts_stage,
+)
+from pipeline.stages.extraction import EmotionVectors, StageSettings
 from pipeline.testmodels.tiny import TINY_MODEL_DIR
 
 # ---------------------------------------------------------------------------------------------
@@ -339,7 +339,7 @@ def test_each_cell_gets_n_rollouts_and_strength_zero_is_one_shared_unsteered_cel
 def test_a_killed_rollout_run_resumes_without_losing_or_duplicating_a_rollout(
     tmp_path, tiny_runtime, monkeypatch
 ):
-    import pipeline.behaviour_stages as stages
+    import pipeline.stages.behaviour as stages
 
     real_generate, calls = stages.generate, []
 

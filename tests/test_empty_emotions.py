@@ -13,23 +13,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pipeline.behaviour_stages import MirroringConfig, load_mirroring, mirroring_stage
 from pipeline.inputs.artifacts import ArtifactStore
 from pipeline.inputs.stimuli import load_emotions, load_valence_labels
 from pipeline.measures.mirroring import DEFAULT_EMOTIONS
 from pipeline.measures.preference_analysis import preference_signal
 from pipeline.model.runtime import ModelRuntime
-from pipeline.preference_stages import (
-    PreferenceSettings,
-    activity_probes_stage,
-    load_activity_probes,
-    load_preferences,
-    load_steering,
-    preference_correlations,
-    preferences_stage,
-    steered_preferences_stage,
-)
-from pipeline.readout_stages import load_logit_lens, load_readouts, logit_lens_stage, readouts_stage
 from pipeline.rows import (
     implicit_at,
     m1_row,
@@ -48,7 +36,8 @@ from pipeline.rows import (
     v10_row,
     v11_row,
 )
-from pipeline.stages import (
+from pipeline.stages.behaviour import MirroringConfig, load_mirroring, mirroring_stage
+from pipeline.stages.extraction import (
     StageSettings,
     activations_stage,
     import_stories_file,
@@ -56,6 +45,22 @@ from pipeline.stages import (
     neutral_stage,
     neutral_stats_stage,
     vectors_stage,
+)
+from pipeline.stages.preferences import (
+    PreferenceSettings,
+    activity_probes_stage,
+    load_activity_probes,
+    load_preferences,
+    load_steering,
+    preference_correlations,
+    preferences_stage,
+    steered_preferences_stage,
+)
+from pipeline.stages.readouts import (
+    load_logit_lens,
+    load_readouts,
+    logit_lens_stage,
+    readouts_stage,
 )
 
 EMPTY = ("blissful", "happy")  # in V2's pairs, V3-V6's emotions, M1's defaults; an exemplar

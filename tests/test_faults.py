@@ -121,9 +121,9 @@ def test_each_job_samples_the_same_text_whatever_batch_it_is_in(
 
 def test_the_batch_size_and_platform_are_in_the_corpus_keys(monkeypatch, tmp_path,
                                                             tiny_runtime):
-    import pipeline.stages as stages
+    import pipeline.stages.extraction as stages
     from pipeline.model.generation import Generation
-    from pipeline.stages import StageSettings, stories_stage
+    from pipeline.stages.extraction import StageSettings, stories_stage
 
     class Canned:
         name = "transformers"
@@ -241,7 +241,7 @@ def test_kill_9_at_seeded_random_moments_resumes_to_the_bytes_of_a_clean_build(t
     from pipeline.inputs.registry import get_spec
     from pipeline.model.loading import resolve_weights
     from pipeline.model.runtime import ModelRuntime
-    from pipeline.stages import StageSettings, build_vectors
+    from pipeline.stages.extraction import StageSettings, build_vectors
 
     spec = get_spec("tiny")
     runtime = ModelRuntime(spec, resolve_weights(spec, {}), scale="smoke")

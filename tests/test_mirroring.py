@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from pipeline.behaviour_stages import MirroringConfig, load_mirroring, mirroring_stage
 from pipeline.inputs.artifacts import ArtifactStore
 from pipeline.inputs.registry import get_spec
 from pipeline.inputs.stimuli import load_mirroring_prompts
@@ -25,7 +24,8 @@ from pipeline.model.loading import resolve_weights
 from pipeline.model.probes import span_means
 from pipeline.model.prompts import render_prompt
 from pipeline.model.runtime import ModelRuntime
-from pipeline.stages import StageSettings
+from pipeline.stages.behaviour import MirroringConfig, load_mirroring, mirroring_stage
+from pipeline.stages.extraction import StageSettings
 from pipeline.testmodels.tiny import TINY_MODEL_DIR
 
 

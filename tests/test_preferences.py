@@ -375,7 +375,7 @@ def _prompts(n: int):
 
 @pytest.mark.parametrize("value", [float("nan"), None])
 def test_a_nan_or_missing_logit_fails_the_preference_stage_naming_the_activity(value):
-    from pipeline.preference_stages import diff_matrix
+    from pipeline.stages.preferences import diff_matrix
 
     activities = load_activities()
     n = len(activities)
@@ -394,7 +394,7 @@ def test_a_nan_or_missing_logit_fails_the_preference_stage_naming_the_activity(v
 
 
 def test_finite_logits_fill_the_matrix_with_a_nan_diagonal():
-    from pipeline.preference_stages import diff_matrix
+    from pipeline.stages.preferences import diff_matrix
 
     prompts = _prompts(4)
     m = diff_matrix({i: float(i) for i in range(len(prompts))}, prompts, 4,

@@ -266,7 +266,7 @@ def _category_logits(spread_elo: float, bias: float, seed: int = 5):
         fit_position_bradley_terry,
         per_order_win_matrix,
     )
-    from pipeline.preference_stages import bt_ratings
+    from pipeline.stages.preferences import bt_ratings
 
     rng = np.random.default_rng(seed)
     categories = [a.category for a in load_activities()]

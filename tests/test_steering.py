@@ -314,7 +314,7 @@ class Interrupt(BaseException):
 
 
 def fake_vectors():
-    from pipeline.stages import EmotionVectors
+    from pipeline.stages.extraction import EmotionVectors
 
     emotions = load_emotions()
     rng = np.random.default_rng(7)
@@ -327,7 +327,7 @@ def test_a_killed_steering_stage_keeps_finished_conditions_and_resumes_to_the_sa
         tmp_path, tiny_spec, tiny_location):
     from pipeline.inputs.artifacts import ArtifactStore
     from pipeline.model.runtime import ModelRuntime
-    from pipeline.preference_stages import (
+    from pipeline.stages.preferences import (
         PreferenceSettings,
         activity_probes_stage,
         load_activity_probes,

@@ -3,7 +3,7 @@
 The toy (data/models/toy, `python -m pipeline.testmodels.toy train`) is trained so that V7-V11 hold by
 construction; its twin (data/models/toy_random) has the same configuration and tokenizer with
 seeded random weights. Every verdict here comes from the stages, analysis functions and row
-functions the criteria use (pipeline.stages, pipeline.preference_stages, pipeline.rows,
+functions the criteria use (pipeline.stages.extraction, pipeline.stages.preferences, pipeline.rows,
 pipeline.measures.preference_analysis, pipeline.scorecard.judge) over the same artifact cache, so in a
 run that also scores the criteria, or after one, these tests only read cached artifacts.
 """
@@ -23,17 +23,6 @@ from pipeline.measures.preference_analysis import PreferenceSignal, preference_s
 from pipeline.measures.stats import spearman_rho
 from pipeline.model.loading import resolve_weights
 from pipeline.model.runtime import ModelRuntime
-from pipeline.preference_stages import (
-    BaselinePreferences,
-    PreferenceSettings,
-    activity_probes_stage,
-    load_activity_probes,
-    load_preferences,
-    load_steering,
-    preference_correlations,
-    preferences_stage,
-    steered_preferences_stage,
-)
 from pipeline.rows import (
     steering_effects,
     v7_row,
@@ -44,7 +33,18 @@ from pipeline.rows import (
     v11_row,
 )
 from pipeline.scorecard import CriterionResult
-from pipeline.stages import build_vectors, load_vectors
+from pipeline.stages.extraction import build_vectors, load_vectors
+from pipeline.stages.preferences import (
+    BaselinePreferences,
+    PreferenceSettings,
+    activity_probes_stage,
+    load_activity_probes,
+    load_preferences,
+    load_steering,
+    preference_correlations,
+    preferences_stage,
+    steered_preferences_stage,
+)
 from pipeline.testmodels.toy.corpus import CorpusConfig, build_corpus, corpus_sha256, names_word
 from pipeline.testmodels.toy.train import TOY_DIR, TOY_RANDOM_DIR, build_random_twin
 

@@ -109,7 +109,7 @@ def generate_seeded(
     Unlike `generate_batch` (one stream for the whole batch, so a row's text depends on its
     batch mates), a row here depends on its seed and its own logits only. The logits still
     carry the floating-point effect of the batch's padding, which is why the corpus stages put
-    the batch size in their cache key (pipeline.stages.StageSettings).
+    the batch size in their cache key (pipeline.stages.extraction.StageSettings).
     """
     from pipeline.model.steered_generation import DecodeSettings, generate
 

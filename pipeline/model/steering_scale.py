@@ -4,7 +4,7 @@ A direction is unit-normalised and added as strength x mean_norm[layer] x unit(d
 mean_norm is the average residual norm over neutral non-special tokens (the vectors stage). The
 matched-norm control is a seeded Gaussian draw, unit-normalised per layer, so at equal strength
 it adds a vector of exactly an emotion's norm. Preference steering (`pipeline.model.steering_plan`,
-`pipeline.preference_stages`) and steered generation (`pipeline.behaviour_stages`) both use it.
+`pipeline.stages.preferences`) and steered generation (`pipeline.stages.behaviour`) both use it.
 """
 
 from __future__ import annotations

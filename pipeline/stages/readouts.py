@@ -29,7 +29,7 @@ from pipeline.measures.logit_lens import (
 from pipeline.model.probes import read_position_spans, span_means
 from pipeline.model.prompts import render_prompt
 from pipeline.model.runtime import ModelRuntime
-from pipeline.stages import EmotionVectors, StageSettings
+from pipeline.stages.extraction import EmotionVectors, StageSettings
 
 READOUTS_VERSION = 1
 LOGIT_LENS_VERSION = 3  # 2: own token = whole-word token only; 3: emotions without a vector

@@ -59,7 +59,7 @@ from pipeline.model.steering_plan import (
     steering_mask,
 )
 from pipeline.model.steering_scale import random_directions, steering_vectors
-from pipeline.stages import EmotionVectors
+from pipeline.stages.extraction import EmotionVectors
 
 # Bump when a stage's code changes what it produces: old artifacts become misses.
 # preferences 3 / steered_preferences 3: the primary rating is position-aware Bradley-Terry,

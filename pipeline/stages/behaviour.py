@@ -1,7 +1,7 @@
 """The behavioural stages as cached artifacts: mirroring readouts, steered blackmail rollouts,
 and their judgments.
 
-Like pipeline/stages.py, each `*_stage` function computes its inputs (model identity, stimuli
+Like pipeline/stages/extraction.py, each `*_stage` function computes its inputs (model identity, stimuli
 digests, config, upstream keys, code version) and returns the cached artifact or builds it.
 Rollouts and judgments are resumable JSONL shards (pipeline/inputs/shards.py): a killed run keeps every
 finished batch and redoes only the batch it was in, so no rollout is lost or duplicated.
@@ -35,7 +35,7 @@ from pipeline.model.prompts import RenderedPrompt, render_prompt, stop_key
 from pipeline.model.runtime import ModelRuntime
 from pipeline.model.steered_generation import DecodeSettings, generate
 from pipeline.model.steering_scale import random_directions, steering_vectors
-from pipeline.stages import EmotionVectors, StageSettings
+from pipeline.stages.extraction import EmotionVectors, StageSettings
 
 BEHAVIOUR_VERSIONS = {"mirroring": 1, "blackmail_rollouts": 2, "blackmail_judgments": 1}
 RANDOM = "random"  # the matched-norm random direction's name among the steering vectors
