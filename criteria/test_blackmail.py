@@ -8,7 +8,6 @@ interval; the row's value is a rate difference with Newcombe's interval, which m
 
 import pytest
 
-from pipeline.figures_behaviour import blackmail_curve
 from pipeline.measures.stats import wilson_interval
 from pipeline.model.blackmail_judge import (
     accuracy,
@@ -16,8 +15,9 @@ from pipeline.model.blackmail_judge import (
     count_verdicts,
     load_labelled,
 )
-from pipeline.rows import blackmail_row, rate_text
-from pipeline.scorecard import judge
+from pipeline.scorecard.figures_behaviour import blackmail_curve
+from pipeline.scorecard.results import judge
+from pipeline.scorecard.rows import blackmail_row, rate_text
 from pipeline.stages.behaviour import RANDOM, UNSTEERED, Cell
 
 PAPER_POINTS = {

@@ -2,8 +2,8 @@
 
 import pytest
 
-from pipeline.figures import implicit_heatmap
-from pipeline.rows import implicit_at, v3_row, v4_row
+from pipeline.scorecard.figures import implicit_heatmap
+from pipeline.scorecard.rows import implicit_at, v3_row, v4_row
 
 
 @pytest.fixture(scope="session")

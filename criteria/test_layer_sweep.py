@@ -10,7 +10,7 @@ verdicts are reported, not asserted: the scorecard rows keep their assertions.
 
 import pytest
 
-from pipeline.rows import (
+from pipeline.scorecard.rows import (
     SWEEP_CRITERIA,
     implicit_at,
     m1_row,
@@ -28,6 +28,7 @@ from pipeline.rows import (
     v10_row,
     v11_row,
 )
+from pipeline.scorecard.sweep import sweep_table
 from pipeline.stages.behaviour import MirroringConfig, load_mirroring, mirroring_stage
 from pipeline.stages.preferences import (
     activity_probes_stage,
@@ -36,7 +37,6 @@ from pipeline.stages.preferences import (
     preference_correlations,
     steered_preferences_stage,
 )
-from pipeline.sweep_report import sweep_table
 
 
 def test_layer_sweep(request, harness_options, model_spec, scorecard):

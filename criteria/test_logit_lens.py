@@ -2,8 +2,8 @@
 
 import pytest
 
-from pipeline.figures import logit_lens_table
-from pipeline.rows import v1_row, v2_row
+from pipeline.scorecard.figures import logit_lens_table
+from pipeline.scorecard.rows import v1_row, v2_row
 
 
 @pytest.mark.criterion("V1")

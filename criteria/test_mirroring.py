@@ -8,8 +8,8 @@ greedy continuation: paper 0.59 and 0.87).
 
 import pytest
 
-from pipeline.figures_behaviour import mirroring_scatter
-from pipeline.rows import m1_row, mirroring_at
+from pipeline.scorecard.figures_behaviour import mirroring_scatter
+from pipeline.scorecard.rows import m1_row, mirroring_at
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,8 @@ and every row says so.
 
 import pytest
 
-from pipeline.figures import numerical_grid
-from pipeline.rows import numerical_at, v5_row, v6_row
+from pipeline.scorecard.figures import numerical_grid
+from pipeline.scorecard.rows import numerical_at, v5_row, v6_row
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,13 @@
 import numpy as np
 import pytest
 
-from pipeline.figures_preferences import category_ratings, correlation_bars, strength_histogram
 from pipeline.inputs.stimuli import load_valence_labels
-from pipeline.rows import v7_row, v8_row, v9_row
+from pipeline.scorecard.figures_preferences import (
+    category_ratings,
+    correlation_bars,
+    strength_histogram,
+)
+from pipeline.scorecard.rows import v7_row, v8_row, v9_row
 
 
 @pytest.mark.criterion("V7")

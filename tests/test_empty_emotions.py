@@ -18,7 +18,7 @@ from pipeline.inputs.stimuli import load_emotions, load_valence_labels
 from pipeline.measures.mirroring import DEFAULT_EMOTIONS
 from pipeline.measures.preference_analysis import preference_signal
 from pipeline.model.runtime import ModelRuntime
-from pipeline.rows import (
+from pipeline.scorecard.rows import (
     implicit_at,
     m1_row,
     mirroring_at,

@@ -10,8 +10,8 @@ import pytest
 
 from pipeline import REPO_ROOT
 from pipeline.inputs.layers import check_layers, parse_layers
-from pipeline.scorecard import judge
-from pipeline.sweep_report import margin, render_sweep_html, render_sweep_markdown, sweep_table
+from pipeline.scorecard.results import judge
+from pipeline.scorecard.sweep import margin, render_sweep_html, render_sweep_markdown, sweep_table
 
 PAYLOAD = "<script>alert('pwned')</script>"
 

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 import pytest
 
 from pipeline import REPO_ROOT
-from pipeline.scorecard import CriterionResult, judge, table_rows
+from pipeline.scorecard.results import CriterionResult, judge, table_rows
 
 PAYLOAD = "<script>alert('pwned')</script>"
 
@@ -59,7 +59,7 @@ def report(tmp_path_factory):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         import pytest
-        from pipeline.scorecard import judge
+        from pipeline.scorecard.results import judge
 
         @pytest.mark.parametrize("model", ["alpha", "beta"])
         @pytest.mark.parametrize("cid,value", [("V3", 9), ("V4", 4.5)])

@@ -28,7 +28,8 @@ from pipeline.measures.mirroring import POSITIONS, mirroring_stats
 from pipeline.measures.numerical import PairResult, numerical_pairs
 from pipeline.measures.preference_analysis import PreferenceSignal
 from pipeline.model.blackmail_judge import VerdictCounts
-from pipeline.rows import (
+from pipeline.scorecard.results import load_criteria
+from pipeline.scorecard.rows import (
     Effects,
     blackmail_row,
     m1_row,
@@ -46,7 +47,6 @@ from pipeline.rows import (
     v10_row,
     v11_row,
 )
-from pipeline.scorecard import load_criteria
 
 MODEL = "planted"
 SIGNAL = PreferenceSignal(statistic=900.0, dof=63, p_value=1e-60, n_answers=4032,

@@ -377,7 +377,7 @@ def test_a_killed_steering_stage_keeps_finished_conditions_and_resumes_to_the_sa
 
 
 def test_v11_threshold_is_the_same_fraction_of_a_smaller_steering_plan():
-    from pipeline.scorecard import count_threshold
+    from pipeline.scorecard.results import count_threshold
 
     # the spec's 24 of the paper's 36 at (or around) full size, unchanged
     assert [count_threshold(24, 36, n) for n in (35, 36, 37, 40)] == [24, 24, 24, 24]
@@ -386,7 +386,7 @@ def test_v11_threshold_is_the_same_fraction_of_a_smaller_steering_plan():
 
 
 def _effects(n: int, agree: int):
-    from pipeline.rows import Effects
+    from pipeline.scorecard.rows import Effects
 
     names = ("blissful", "hostile", *(f"e{k}" for k in range(n - 2)))
     r = np.linspace(-0.9, 0.9, n)
@@ -396,7 +396,7 @@ def _effects(n: int, agree: int):
 
 def test_v10_v11_say_when_the_scale_steers_fewer_emotions_and_judge_v11_on_that_n():
     from pipeline.measures.preference_analysis import PreferenceSignal
-    from pipeline.rows import v10_row, v11_row
+    from pipeline.scorecard.rows import v10_row, v11_row
 
     signal = PreferenceSignal(statistic=500.0, dof=63, p_value=1e-9, n_answers=4032,
                               rating_sd=100.0)

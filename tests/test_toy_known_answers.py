@@ -3,8 +3,8 @@
 The toy (data/models/toy, `python -m pipeline.testmodels.toy train`) is trained so that V7-V11 hold by
 construction; its twin (data/models/toy_random) has the same configuration and tokenizer with
 seeded random weights. Every verdict here comes from the stages, analysis functions and row
-functions the criteria use (pipeline.stages.extraction, pipeline.stages.preferences, pipeline.rows,
-pipeline.measures.preference_analysis, pipeline.scorecard.judge) over the same artifact cache, so in a
+functions the criteria use (pipeline.stages.extraction, pipeline.stages.preferences, pipeline.scorecard.rows,
+pipeline.measures.preference_analysis, pipeline.scorecard.results.judge) over the same artifact cache, so in a
 run that also scores the criteria, or after one, these tests only read cached artifacts.
 """
 
@@ -23,7 +23,8 @@ from pipeline.measures.preference_analysis import PreferenceSignal, preference_s
 from pipeline.measures.stats import spearman_rho
 from pipeline.model.loading import resolve_weights
 from pipeline.model.runtime import ModelRuntime
-from pipeline.rows import (
+from pipeline.scorecard.results import CriterionResult
+from pipeline.scorecard.rows import (
     steering_effects,
     v7_row,
     v8_row,
@@ -32,7 +33,6 @@ from pipeline.rows import (
     v10_row,
     v11_row,
 )
-from pipeline.scorecard import CriterionResult
 from pipeline.stages.extraction import build_vectors, load_vectors
 from pipeline.stages.preferences import (
     BaselinePreferences,

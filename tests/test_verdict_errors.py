@@ -61,7 +61,7 @@ import os
 
 import pytest
 
-from pipeline.scorecard import judge
+from pipeline.scorecard.results import judge
 
 INJECT = os.environ.get("INJECT", "")
 

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pipeline.scorecard import CriterionResult
+from pipeline.scorecard.results import CriterionResult
 
 ALL_PASS = "all pass"
 CLIP = 2.0  # plotted margins are clipped here: one row far off would flatten every other line

@@ -44,7 +44,7 @@ from pipeline.measures.stats import (
     wilson_interval,
 )
 from pipeline.model.steering_plan import CONTROL, EXEMPLARS, N_TOP_EMOTIONS
-from pipeline.scorecard import CriterionResult, count_threshold, judge, load_criteria
+from pipeline.scorecard.results import CriterionResult, count_threshold, judge, load_criteria
 
 if TYPE_CHECKING:  # the stage modules import torch; the row functions only read their results
     from pipeline.model.blackmail_judge import VerdictCounts
