@@ -7,7 +7,7 @@ perturbation of the activity tokens produces is not an emotion effect.
 import numpy as np
 import pytest
 
-from pipeline.model.steering_plan import EXEMPLARS
+from pipeline.inputs.experiment import EXEMPLARS
 from pipeline.scorecard.figures_preferences import exemplar_panels, steering_scatter
 from pipeline.scorecard.rows import steering_effects as effects_of
 from pipeline.scorecard.rows import v10_control_row, v10_row, v11_row

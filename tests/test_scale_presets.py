@@ -1,7 +1,7 @@
 """Scale presets: the CPU presets for real models say how many stories an emotion needs."""
 
+from pipeline.inputs.experiment import N_TOP_EMOTIONS
 from pipeline.inputs.scale import SCALES, get_scale
-from pipeline.model.steering_plan import N_TOP_EMOTIONS
 
 
 def test_the_paper_scales_steer_the_papers_35_and_cpu_presets_fewer():

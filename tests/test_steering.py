@@ -16,6 +16,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.inputs.experiment import CONTROL_SEED, EXEMPLARS
 from pipeline.inputs.stimuli import ACTIVITY_CATEGORIES, load_activities, load_emotions
 from pipeline.model.ab_pass import (
     Steering,
@@ -27,8 +28,6 @@ from pipeline.model.ab_pass import (
 )
 from pipeline.model.hooks import check_layers
 from pipeline.model.steering_plan import (
-    CONTROL_SEED,
-    EXEMPLARS,
     prompt_has_steered,
     select_emotions,
     steered_activities,
@@ -412,8 +411,8 @@ def test_v10_v11_say_when_the_scale_steers_fewer_emotions_and_judge_v11_on_that_
 
 
 def test_the_steering_plan_shrinks_with_the_preset_and_is_the_papers_at_full_scale():
+    from pipeline.inputs.experiment import N_TOP_EMOTIONS
     from pipeline.inputs.scale import SCALES
-    from pipeline.model.steering_plan import N_TOP_EMOTIONS
 
     assert SCALES["full"].steered_top_k == SCALES["reduced"].steered_top_k == N_TOP_EMOTIONS
     cpu = [s for s in SCALES.values() if s.steered_top_k < N_TOP_EMOTIONS]

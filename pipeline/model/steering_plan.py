@@ -26,15 +26,13 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
+from pipeline.inputs.experiment import (
+    EXEMPLARS,
+    N_TOP_EMOTIONS,
+    SPLIT_PARITY,
+)
 from pipeline.inputs.stimuli import ACTIVITY_CATEGORIES, Activity
 from pipeline.model.ab_pass import EncodedBatch, PreferencePrompt
-
-PREFERENCE_STRENGTH = 0.5
-N_TOP_EMOTIONS = 35
-EXEMPLARS = ("blissful", "hostile")
-CONTROL = "random"  # the condition name of the matched-norm random direction
-CONTROL_SEED = 20260402  # the paper's publication date; fixed so the control is reproducible
-SPLIT_PARITY = "odd"
 
 
 def steered_activities(activities: Sequence[Activity], parity: str = SPLIT_PARITY) -> list[int]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline.inputs.experiment import CONTROL, EXEMPLARS, N_TOP_EMOTIONS, PREFERENCE_STRENGTH
 from pipeline.inputs.stimuli import load_numerical_templates
 from pipeline.measures.implicit import ImplicitScores, implicit_scores
 from pipeline.measures.logit_lens import TOP_K, VALENCE_PAIRS
@@ -43,7 +44,6 @@ from pipeline.measures.stats import (
     spearman_rho,
     wilson_interval,
 )
-from pipeline.model.steering_plan import CONTROL, EXEMPLARS, N_TOP_EMOTIONS
 from pipeline.scorecard.results import CriterionResult, count_threshold, judge, load_criteria
 
 if TYPE_CHECKING:  # the stage modules import torch; the row functions only read their results
@@ -73,7 +73,8 @@ RATING_METHOD = (
 VALENCE_NOTE = ("V8 valence labels are harness-authored from the paper's Table 12 clusters "
                 "(data/harness/valence_labels.toml)")
 STEERING_METHOD = (
-    "add 0.5 * mean_norm[layer] * unit(v) at the steering layers on the tokens of the 32 "
+    f"add {PREFERENCE_STRENGTH} * mean_norm[layer] * unit(v) at the steering layers on the "
+    "tokens of the 32 "
     "steered activities (1st/3rd/5th/7th of each category, Table 9 order) wherever they appear, "
     "A or B; rerun all 4032 prompts; Delta-Elo = mean over the steered activities of steered "
     "minus baseline Bradley-Terry rating"

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from pipeline.inputs.artifacts import Artifact, ArtifactStore
+from pipeline.inputs.experiment import BLACKMAIL_RANDOM_SEED, RANDOM, UNSTEERED
 from pipeline.inputs.shards import ShardStore, read_records
 from pipeline.inputs.stimuli import load_mirroring_prompts, stimuli_digest
 from pipeline.measures.mirroring import POSITIONS, SENTENCE_END, last_char_token
@@ -38,8 +39,6 @@ from pipeline.model.steering_scale import random_directions, steering_vectors
 from pipeline.stages.extraction import EmotionVectors, StageSettings
 
 BEHAVIOUR_VERSIONS = {"mirroring": 1, "blackmail_rollouts": 2, "blackmail_judgments": 1}
-RANDOM = "random"  # the matched-norm random direction's name among the steering vectors
-UNSTEERED = "unsteered"
 
 
 def _version(stage: str) -> dict[str, Any]:
@@ -216,7 +215,7 @@ class BlackmailConfig:
     temperature: float = 1.0
     top_p: float = 0.95
     seed: int = 0  # base of every rollout's sampling seed
-    random_seed: int = 0  # the random direction's seed
+    random_seed: int = BLACKMAIL_RANDOM_SEED  # the random direction's seed
     prefill: bool = True  # start the assistant turn with <SCRATCHPAD_REASONING>
 
     def __post_init__(self) -> None:

@@ -23,6 +23,13 @@ import numpy as np
 import torch
 
 from pipeline.inputs.artifacts import Artifact, ArtifactStore
+from pipeline.inputs.experiment import (
+    CONTROL,
+    CONTROL_SEED,
+    EXEMPLARS,
+    PREFERENCE_STRENGTH,
+    SPLIT_PARITY,
+)
 from pipeline.inputs.progress import Ticker
 from pipeline.inputs.stimuli import Activity, load_activities, stimuli_digest
 from pipeline.measures.preference_analysis import columnwise_pearson
@@ -48,11 +55,6 @@ from pipeline.model.ab_pass import (
 from pipeline.model.activity_probes import activity_probe_values
 from pipeline.model.runtime import ModelRuntime
 from pipeline.model.steering_plan import (
-    CONTROL,
-    CONTROL_SEED,
-    EXEMPLARS,
-    PREFERENCE_STRENGTH,
-    SPLIT_PARITY,
     prompt_has_steered,
     select_emotions,
     steered_activities,

@@ -1,0 +1,23 @@
+"""The experiment's constants, in one place: the code reads them and the scorecard's method text
+quotes them from here (pipeline.scorecard.rows), so the prose cannot drift from the run.
+
+Why each value is what it is: pipeline.model.steering_plan (preference steering) and
+pipeline.stages.behaviour (blackmail rollouts). Every value here is part of some artifact's
+cache key: changing one rebuilds what depends on it.
+"""
+
+from __future__ import annotations
+
+# Preference steering (V10/V11, paper section 3.4)
+PREFERENCE_STRENGTH = 0.5  # s in s * mean_norm[layer] * unit(v)
+N_TOP_EMOTIONS = 35  # steered: the emotions with the largest |r| ...
+EXEMPLARS = ("blissful", "hostile")  # ... plus the paper's exemplars when not among them
+SPLIT_PARITY = "odd"  # steered activities: the 1st, 3rd, 5th, 7th of each Table 9 category
+CONTROL = "random"  # the condition name of the matched-norm random direction
+CONTROL_SEED = 20260402  # the paper's publication date; fixed so the control is reproducible
+
+# Blackmail rollouts (B1/B2). Its random direction keeps its own seed (0), older than
+# CONTROL_SEED: unifying them would change the rollouts' cache key and their sampled text.
+RANDOM = "random"  # the matched-norm random direction's name among the steering vectors
+UNSTEERED = "unsteered"
+BLACKMAIL_RANDOM_SEED = 0
