@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.inputs.artifacts import ArtifactStore  # noqa: E402
 from pipeline.inputs.registry import get_spec  # noqa: E402
 from pipeline.inputs.scale import ScalePreset  # noqa: E402
+from pipeline.measures.results import load_items
 from pipeline.model.capture import _pad_left, base_model, length_batches, tokenize_texts  # noqa: E402
 from pipeline.model.corpus import generate_corpus, neutral_jobs, story_jobs  # noqa: E402
 from pipeline.model.devices import decoding_threads, input_device  # noqa: E402
@@ -47,12 +48,11 @@ from pipeline.model.generation import SamplingSettings  # noqa: E402
 from pipeline.model.loading import resolve_weights  # noqa: E402
 from pipeline.model.prompts import batch_encode, render_prompt  # noqa: E402
 from pipeline.model.runtime import ModelRuntime  # noqa: E402
-from pipeline.stages.extraction import (  # noqa: E402
+from pipeline.stages.extraction import (
     MAX_NEUTRAL_TOKENS,
     MAX_STORY_TOKENS,
     StageSettings,
     _sampling,
-    load_items,
 )
 
 TARGET = 1.15
@@ -209,9 +209,9 @@ def main() -> None:
         rows.append(report("neutral_stats", wall, bare, dialogues=len(dialogues)))
 
         if not args.skip_preferences:
+            from pipeline.measures.results import load_preferences
             from pipeline.stages.preferences import (
                 PreferenceSettings,
-                load_preferences,
                 preference_setup,
                 preferences_stage,
             )
@@ -239,12 +239,8 @@ def steering_row(runtime, store, baseline, setup, prefs):
     import numpy as np
 
     from pipeline.inputs.stimuli import load_emotions
-    from pipeline.stages.extraction import EmotionVectors
-    from pipeline.stages.preferences import (
-        activity_probes_stage,
-        load_activity_probes,
-        steered_preferences_stage,
-    )
+    from pipeline.measures.results import EmotionVectors, load_activity_probes
+    from pipeline.stages.preferences import activity_probes_stage, steered_preferences_stage
 
     emotions = load_emotions()
     config = runtime.model.config

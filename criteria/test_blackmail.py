@@ -8,18 +8,17 @@ interval; the row's value is a rate difference with Newcombe's interval, which m
 
 import pytest
 
-from pipeline.inputs.experiment import RANDOM, UNSTEERED
-from pipeline.measures.stats import wilson_interval
-from pipeline.model.blackmail_judge import (
+from pipeline.inputs.experiment import RANDOM, UNSTEERED, Cell
+from pipeline.measures.blackmail_judge import (
     accuracy,
     classify_rule_based,
     count_verdicts,
     load_labelled,
 )
+from pipeline.measures.stats import wilson_interval
 from pipeline.scorecard.figures_behaviour import blackmail_curve
 from pipeline.scorecard.results import judge
 from pipeline.scorecard.rows import blackmail_row, rate_text
-from pipeline.stages.behaviour import Cell
 
 PAPER_POINTS = {
     "desperate": [(-0.05, 0.0), (0.0, 0.22), (0.05, 0.72)],

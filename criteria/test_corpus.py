@@ -9,7 +9,7 @@ names it, and every row leaves it out and says so (the rows still run).
 from safetensors.numpy import load_file
 
 from pipeline.inputs.stimuli import load_emotions
-from pipeline.stages.extraction import load_items
+from pipeline.measures.results import load_items
 
 N_SAMPLES = 3
 SAMPLE_CHARS = 600

@@ -10,6 +10,12 @@ verdicts are reported, not asserted: the scorecard rows keep their assertions.
 
 import pytest
 
+from pipeline.measures.results import (
+    load_activity_probes,
+    load_mirroring,
+    load_steering,
+    preference_correlations,
+)
 from pipeline.scorecard.rows import (
     SWEEP_CRITERIA,
     implicit_at,
@@ -29,14 +35,8 @@ from pipeline.scorecard.rows import (
     v11_row,
 )
 from pipeline.scorecard.sweep import sweep_table
-from pipeline.stages.behaviour import MirroringConfig, load_mirroring, mirroring_stage
-from pipeline.stages.preferences import (
-    activity_probes_stage,
-    load_activity_probes,
-    load_steering,
-    preference_correlations,
-    steered_preferences_stage,
-)
+from pipeline.stages.behaviour import MirroringConfig, mirroring_stage
+from pipeline.stages.preferences import activity_probes_stage, steered_preferences_stage
 
 
 def test_layer_sweep(request, harness_options, model_spec, scorecard):

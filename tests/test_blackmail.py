@@ -11,19 +11,20 @@ import pytest
 from transformers import AutoTokenizer
 
 from pipeline.inputs.artifacts import ArtifactStore
+from pipeline.inputs.experiment import Cell
 from pipeline.inputs.registry import get_spec
 from pipeline.inputs.stimuli import load_blackmail_scenario_raw
-from pipeline.model.blackmail_judge import (
+from pipeline.measures.blackmail_judge import (
     accuracy,
     classify_rule_based,
     count_verdicts,
     judge_prompt,
-    judge_with_model,
     load_labelled,
     parse_verdict,
     public_text,
     sent_emails,
 )
+from pipeline.measures.results import EmotionVectors, load_judgments, load_rollouts
 from pipeline.model.blackmail_scenario import (
     SCENARIO_PATH,
     Email,
@@ -31,20 +32,18 @@ from pipeline.model.blackmail_scenario import (
     render_scenario,
     verbatim_view,
 )
+from pipeline.model.judge import judge_with_model
 from pipeline.model.loading import resolve_weights
 from pipeline.model.runtime import ModelRuntime
 from pipeline.model.steered_generation import DecodeSettings
 from pipeline.stages.behaviour import (
     BlackmailConfig,
-    Cell,
     JudgeConfig,
     judgments_stage,
-    load_judgments,
-    load_rollouts,
     rollout_seed,
     rollouts_stage,
 )
-from pipeline.stages.extraction import EmotionVectors, StageSettings
+from pipeline.stages.extraction import StageSettings
 from pipeline.testmodels.tiny import TINY_MODEL_DIR
 
 # ---------------------------------------------------------------------------------------------

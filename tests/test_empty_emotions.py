@@ -17,6 +17,16 @@ from pipeline.inputs.artifacts import ArtifactStore
 from pipeline.inputs.stimuli import load_emotions, load_valence_labels
 from pipeline.measures.mirroring import DEFAULT_EMOTIONS
 from pipeline.measures.preference_analysis import preference_signal
+from pipeline.measures.results import (
+    load_activity_probes,
+    load_logit_lens,
+    load_mirroring,
+    load_preferences,
+    load_readouts,
+    load_steering,
+    load_vectors,
+    preference_correlations,
+)
 from pipeline.model.runtime import ModelRuntime
 from pipeline.scorecard.rows import (
     implicit_at,
@@ -36,12 +46,11 @@ from pipeline.scorecard.rows import (
     v10_row,
     v11_row,
 )
-from pipeline.stages.behaviour import MirroringConfig, load_mirroring, mirroring_stage
+from pipeline.stages.behaviour import MirroringConfig, mirroring_stage
 from pipeline.stages.extraction import (
     StageSettings,
     activations_stage,
     import_stories_file,
-    load_vectors,
     neutral_stage,
     neutral_stats_stage,
     vectors_stage,
@@ -49,19 +58,10 @@ from pipeline.stages.extraction import (
 from pipeline.stages.preferences import (
     PreferenceSettings,
     activity_probes_stage,
-    load_activity_probes,
-    load_preferences,
-    load_steering,
-    preference_correlations,
     preferences_stage,
     steered_preferences_stage,
 )
-from pipeline.stages.readouts import (
-    load_logit_lens,
-    load_readouts,
-    logit_lens_stage,
-    readouts_stage,
-)
+from pipeline.stages.readouts import logit_lens_stage, readouts_stage
 
 EMPTY = ("blissful", "happy")  # in V2's pairs, V3-V6's emotions, M1's defaults; an exemplar
 

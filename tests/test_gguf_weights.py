@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.inputs.registry import RegistryError, load_registry, parse_registry
-from pipeline.model.fetch_models import FetchError, fetch_model
-from pipeline.model.gguf import (
-    GgufError,
+from pipeline.inputs.registry import (
     GgufSource,
     PackageMember,
-    convert_gguf,
-    fetched_gguf_path,
+    RegistryError,
+    load_registry,
+    parse_registry,
 )
+from pipeline.model.fetch_models import FetchError, fetch_model
+from pipeline.model.gguf import GgufError, convert_gguf, fetched_gguf_path
 from pipeline.model.loading import (
     WeightsNotFound,
     load_model,

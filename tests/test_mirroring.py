@@ -15,16 +15,16 @@ from pipeline.measures.mirroring import (
     SENTENCE_END,
     centred_r,
     correlate,
-    last_char_token,
     mirroring_stats,
     pooled_r,
     probe_values,
 )
+from pipeline.measures.results import load_mirroring
 from pipeline.model.loading import resolve_weights
 from pipeline.model.probes import span_means
-from pipeline.model.prompts import render_prompt
+from pipeline.model.prompts import last_char_token, render_prompt
 from pipeline.model.runtime import ModelRuntime
-from pipeline.stages.behaviour import MirroringConfig, load_mirroring, mirroring_stage
+from pipeline.stages.behaviour import MirroringConfig, mirroring_stage
 from pipeline.stages.extraction import StageSettings
 from pipeline.testmodels.tiny import TINY_MODEL_DIR
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from pipeline.inputs.stimuli import load_activities, load_numerical_templates, load_valence_labels
+from pipeline.measures.blackmail_judge import VerdictCounts
 from pipeline.measures.implicit import ImplicitScores, implicit_scores
 from pipeline.measures.logit_lens import (
     VALENCE_PAIRS,
@@ -27,7 +28,6 @@ from pipeline.measures.logit_lens import (
 from pipeline.measures.mirroring import POSITIONS, mirroring_stats
 from pipeline.measures.numerical import PairResult, numerical_pairs
 from pipeline.measures.preference_analysis import PreferenceSignal
-from pipeline.model.blackmail_judge import VerdictCounts
 from pipeline.scorecard.results import load_criteria
 from pipeline.scorecard.rows import (
     Effects,

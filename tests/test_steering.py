@@ -313,7 +313,7 @@ class Interrupt(BaseException):
 
 
 def fake_vectors():
-    from pipeline.stages.extraction import EmotionVectors
+    from pipeline.measures.results import EmotionVectors
 
     emotions = load_emotions()
     rng = np.random.default_rng(7)
@@ -325,13 +325,11 @@ def fake_vectors():
 def test_a_killed_steering_stage_keeps_finished_conditions_and_resumes_to_the_same_result(
         tmp_path, tiny_spec, tiny_location):
     from pipeline.inputs.artifacts import ArtifactStore
+    from pipeline.measures.results import load_activity_probes, load_preferences, load_steering
     from pipeline.model.runtime import ModelRuntime
     from pipeline.stages.preferences import (
         PreferenceSettings,
         activity_probes_stage,
-        load_activity_probes,
-        load_preferences,
-        load_steering,
         preferences_stage,
         steered_preferences_stage,
     )

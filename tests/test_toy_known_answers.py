@@ -20,6 +20,14 @@ import torch
 from pipeline.inputs.registry import get_spec
 from pipeline.inputs.stimuli import load_valence_labels
 from pipeline.measures.preference_analysis import PreferenceSignal, preference_signal
+from pipeline.measures.results import (
+    BaselinePreferences,
+    load_activity_probes,
+    load_preferences,
+    load_steering,
+    load_vectors,
+    preference_correlations,
+)
 from pipeline.measures.stats import spearman_rho
 from pipeline.model.loading import resolve_weights
 from pipeline.model.runtime import ModelRuntime
@@ -33,15 +41,10 @@ from pipeline.scorecard.rows import (
     v10_row,
     v11_row,
 )
-from pipeline.stages.extraction import build_vectors, load_vectors
+from pipeline.stages.extraction import build_vectors
 from pipeline.stages.preferences import (
-    BaselinePreferences,
     PreferenceSettings,
     activity_probes_stage,
-    load_activity_probes,
-    load_preferences,
-    load_steering,
-    preference_correlations,
     preferences_stage,
     steered_preferences_stage,
 )

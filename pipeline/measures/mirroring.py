@@ -18,25 +18,12 @@ import numpy as np
 
 from pipeline.measures.stats import bootstrap, pearson_r
 from pipeline.measures.vectors import unit
-from pipeline.model.prompts import RenderedPrompt, char_span_to_token_span
 
 DEFAULT_EMOTIONS: tuple[str, ...] = ("happy", "calm", "loving", "sad", "afraid", "angry")
 SENTENCE_END = ".?!"
 # Rows of the activation array the mirroring stage stores, in this order.
 POSITIONS: tuple[str, ...] = ("user_punct", "user_period", "read", "response")
 
-
-def last_char_token(rendered: RenderedPrompt, chars: str, within: str = "user") -> int:
-    """Token index of the last character of `chars` inside span `within` of the prompt."""
-    start, end = rendered.spans[within]
-    for index in range(end - 1, start - 1, -1):
-        if rendered.text[index] in chars:
-            _, stop = char_span_to_token_span(rendered.offsets, index, index + 1)
-            return stop - 1
-    raise ValueError(
-        f"the {within} text {rendered.text[start:end]!r} has none of {chars!r}; the Table 3 "
-        "prompts end in a sentence, so the prompt or its span is wrong"
-    )
 
 
 def probe_values(activations: np.ndarray, vectors: np.ndarray) -> np.ndarray:

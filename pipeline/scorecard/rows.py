@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from pipeline.inputs.experiment import CONTROL, EXEMPLARS, N_TOP_EMOTIONS, PREFERENCE_STRENGTH
 from pipeline.inputs.stimuli import load_numerical_templates
+from pipeline.measures.blackmail_judge import VerdictCounts
 from pipeline.measures.implicit import ImplicitScores, implicit_scores
 from pipeline.measures.logit_lens import TOP_K, VALENCE_PAIRS
 from pipeline.measures.mirroring import MirroringStats, mirroring_stats
@@ -37,6 +38,13 @@ from pipeline.measures.preference_analysis import (
     sign_agreement_pairs,
     valence_extremes,
 )
+from pipeline.measures.results import (
+    BaselinePreferences,
+    EmotionVectors,
+    MirroringReadouts,
+    Readouts,
+    SteeringResults,
+)
 from pipeline.measures.stats import (
     bootstrap_ci,
     one_sided_rate_test,
@@ -45,13 +53,6 @@ from pipeline.measures.stats import (
     wilson_interval,
 )
 from pipeline.scorecard.results import CriterionResult, count_threshold, judge, load_criteria
-
-if TYPE_CHECKING:  # the stage modules import torch; the row functions only read their results
-    from pipeline.model.blackmail_judge import VerdictCounts
-    from pipeline.stages.behaviour import MirroringReadouts
-    from pipeline.stages.extraction import EmotionVectors
-    from pipeline.stages.preferences import BaselinePreferences, SteeringResults
-    from pipeline.stages.readouts import Readouts
 
 # The rows the layer sweep evaluates at each layer, in scorecard order.
 SWEEP_CRITERIA: tuple[str, ...] = ("V1", "V2", "V3", "V4", "V5", "V6", "V9", "V10",

@@ -19,24 +19,28 @@ from typing import Any, Literal
 import numpy as np
 
 from pipeline.inputs.artifacts import Artifact, ArtifactStore
-from pipeline.inputs.experiment import BLACKMAIL_RANDOM_SEED, RANDOM, UNSTEERED
-from pipeline.inputs.shards import ShardStore, read_records
+from pipeline.inputs.experiment import BLACKMAIL_RANDOM_SEED, RANDOM, UNSTEERED, Cell
+from pipeline.inputs.shards import ShardStore
 from pipeline.inputs.stimuli import load_mirroring_prompts, stimuli_digest
-from pipeline.measures.mirroring import POSITIONS, SENTENCE_END, last_char_token
-from pipeline.model.blackmail_judge import (
+from pipeline.measures.blackmail_judge import (
     DEFAULT_TARGET,
     JUDGE_PROMPT_VERSION,
     RULE_VERSION,
     classify_rule_based,
-    judge_with_model,
+)
+from pipeline.measures.mirroring import POSITIONS, SENTENCE_END
+from pipeline.measures.results import (
+    EmotionVectors,
+    load_rollouts,
 )
 from pipeline.model.blackmail_scenario import Scenario, load_scenario, render_scenario
+from pipeline.model.judge import judge_with_model
 from pipeline.model.probes import span_means
-from pipeline.model.prompts import RenderedPrompt, render_prompt, stop_key
+from pipeline.model.prompts import RenderedPrompt, last_char_token, render_prompt, stop_key
 from pipeline.model.runtime import ModelRuntime
 from pipeline.model.steered_generation import DecodeSettings, generate
 from pipeline.model.steering_scale import random_directions, steering_vectors
-from pipeline.stages.extraction import EmotionVectors, StageSettings
+from pipeline.stages.extraction import StageSettings
 
 BEHAVIOUR_VERSIONS = {"mirroring": 1, "blackmail_rollouts": 2, "blackmail_judgments": 1}
 
@@ -56,25 +60,6 @@ class MirroringConfig:
     def describe(self) -> dict[str, Any]:
         return asdict(self)
 
-
-@dataclass(frozen=True)
-class MirroringReadouts:
-    titles: tuple[str, ...]
-    layer: int  # the registry's analysis layer when captured, else the first captured layer
-    activations: np.ndarray  # [8, len(POSITIONS), d] at `layer`; response row NaN if empty
-    continuations: tuple[str, ...]
-    positions: tuple[dict[str, int], ...]  # token index of each readout per prompt
-    layers: tuple[int, ...] = ()  # every captured layer, in the order of `per_layer`
-    per_layer: np.ndarray | None = None  # [8, len(POSITIONS), len(layers), d]
-
-    def at(self, layer: int) -> np.ndarray:
-        """[8, len(POSITIONS), d] at one captured layer."""
-        if layer not in self.layers:
-            raise ValueError(
-                f"mirroring readouts hold layers {list(self.layers)}, not {layer}; build the "
-                "mirroring stage with that layer in `layers`"
-            )
-        return self.per_layer[:, :, self.layers.index(layer)]
 
 
 def _extended(prompt: RenderedPrompt, tokens: Sequence[int], text: str) -> RenderedPrompt:
@@ -175,35 +160,10 @@ def mirroring_stage(
     return store.get_or_build(spec.name, "mirroring", inputs, build, log=settings.log)
 
 
-def load_mirroring(artifact: Artifact) -> MirroringReadouts:
-    meta = json.loads(artifact.file("readouts.json").read_text(encoding="utf-8"))
-    layer = int(meta["layer"])
-    layers = tuple(meta.get("layers", [layer]))  # artifacts from before the sweep: one layer
-    acts = np.load(artifact.file("activations.npy"))
-    per_layer = acts[:, :, None] if acts.ndim == 3 else acts  # [8, P, L, d]
-    return MirroringReadouts(
-        titles=tuple(meta["titles"]),
-        layer=layer,
-        activations=per_layer[:, :, layers.index(layer)],
-        continuations=tuple(meta["continuations"]),
-        positions=tuple(meta["positions"]),
-        layers=layers,
-        per_layer=per_layer,
-    )
-
 
 # ---------------------------------------------------------------------------------------------
 # Steered blackmail rollouts (B1, B2)
 
-
-@dataclass(frozen=True)
-class Cell:
-    vector: str  # an emotion, RANDOM, or UNSTEERED
-    strength: float  # fraction of the layer's mean residual norm
-
-    @property
-    def id(self) -> str:
-        return UNSTEERED if self.vector == UNSTEERED else f"{self.vector}{self.strength:+.3f}"
 
 
 @dataclass(frozen=True)
@@ -349,9 +309,6 @@ def rollouts_stage(
     )
 
 
-def load_rollouts(artifact: Artifact) -> list[dict[str, Any]]:
-    return list(read_records(artifact.path, "rollouts"))
-
 
 # ---------------------------------------------------------------------------------------------
 # Judgments
@@ -455,5 +412,3 @@ def judgments_stage(
     )
 
 
-def load_judgments(artifact: Artifact) -> list[dict[str, Any]]:
-    return list(read_records(artifact.path, "judgments"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,10 @@ import numpy as np
 from pipeline.inputs.artifacts import Artifact, ArtifactStore, sha256_file
 from pipeline.inputs.errors import BadInput
 from pipeline.inputs.progress import Ticker
-from pipeline.inputs.shards import ShardStore, read_records
+from pipeline.inputs.shards import ShardStore
 from pipeline.inputs.stimuli import load_emotions, stimuli_digest
+from pipeline.measures.results import load_items
 from pipeline.measures.vectors import (
-    NeutralPCA,
     center_across_emotions,
     emotion_means,
     empty_emotions,
@@ -247,9 +246,6 @@ def import_stories_file(runtime: ModelRuntime, store: ArtifactStore, path: Path,
     return store.get_or_build(runtime.spec.name, "stories", inputs, build, log=settings.log)
 
 
-def load_items(artifact: Artifact) -> list[dict[str, Any]]:
-    return list(read_records(artifact.path, "items"))
-
 
 def activations_stage(runtime: ModelRuntime, store: ArtifactStore, stories: Artifact,
                       settings: StageSettings = StageSettings()) -> Artifact:
@@ -327,50 +323,6 @@ def neutral_stats_stage(runtime: ModelRuntime, store: ArtifactStore, neutral: Ar
     return store.get_or_build(runtime.spec.name, "neutral_stats", inputs, build, log=settings.log)
 
 
-@dataclass(frozen=True)
-class EmotionVectors:
-    """Vectors of every layer: raw and denoised [L, E, d], plus what steering and V-rows need."""
-
-    emotions: tuple[str, ...]
-    raw: np.ndarray
-    denoised: np.ndarray
-    mean_norms: np.ndarray  # [L] mean residual norm over neutral non-special tokens
-    pcs: tuple[NeutralPCA, ...]
-    counts: np.ndarray  # [E] stories behind each vector
-    key: str
-
-    def index(self, emotion: str) -> int:
-        try:
-            return self.emotions.index(emotion)
-        except ValueError:
-            raise KeyError(f"{emotion!r} is not one of the {len(self.emotions)} emotions") from None
-
-    def at(self, layer: int, *, denoised: bool = True) -> np.ndarray:
-        """[E, d] at one layer."""
-        return (self.denoised if denoised else self.raw)[layer]
-
-    @cached_property
-    def n_layers(self) -> int:
-        return self.raw.shape[0]
-
-    @cached_property
-    def missing(self) -> tuple[str, ...]:
-        """Emotions with no usable story: their vectors are NaN and every row leaves them out."""
-        return tuple(empty_emotions(self.counts, self.emotions))
-
-    def present(self, names) -> list[str]:
-        """`names` without the emotions that have no vector, order kept."""
-        return [n for n in names if n not in self.missing]
-
-    def coverage_note(self, names=None) -> str:
-        """'' when every emotion (of `names`, default all) has a vector, else a sentence."""
-        names = self.emotions if names is None else tuple(names)
-        gone = [n for n in names if n in self.missing]
-        if not gone:
-            return ""
-        return (f"computed over {len(names) - len(gone)} of {len(names)} emotions: no usable "
-                f"story (none of 50+ tokens) for {', '.join(gone)}")
-
 
 def vectors_stage(runtime: ModelRuntime, store: ArtifactStore, activations: Artifact,
                   neutral_stats: Artifact, settings: StageSettings = StageSettings()) -> Artifact:
@@ -421,26 +373,6 @@ def vectors_stage(runtime: ModelRuntime, store: ArtifactStore, activations: Arti
 
     return store.get_or_build(runtime.spec.name, "vectors", inputs, build, log=settings.log)
 
-
-def load_vectors(artifact: Artifact) -> EmotionVectors:
-    from safetensors.numpy import load_file
-
-    tensors = load_file(str(artifact.file("vectors.safetensors")))
-    ks = tensors["pcs_k"]
-    pcs = tuple(
-        NeutralPCA(tensors["pcs"][i, : ks[i]].astype(np.float64),
-                   tensors["pcs_explained"][i, : ks[i]].astype(np.float64))
-        for i in range(len(ks))
-    )
-    return EmotionVectors(
-        emotions=tuple(json.loads(artifact.file("emotions.json").read_text())),
-        raw=tensors["raw"].astype(np.float64),
-        denoised=tensors["denoised"].astype(np.float64),
-        mean_norms=tensors["mean_norms"].astype(np.float64),
-        pcs=pcs,
-        counts=tensors["counts"],
-        key=artifact.key,
-    )
 
 
 def build_vectors(runtime: ModelRuntime, store: ArtifactStore,

@@ -32,13 +32,18 @@ from pipeline.inputs.experiment import (
 )
 from pipeline.inputs.progress import Ticker
 from pipeline.inputs.stimuli import Activity, load_activities, stimuli_digest
-from pipeline.measures.preference_analysis import columnwise_pearson
 from pipeline.measures.ratings import (
     fit_bradley_terry,
     fit_position_bradley_terry,
     iterative_elo,
     per_order_win_matrix,
     soft_win_matrix,
+)
+from pipeline.measures.results import (
+    ActivityProbes,
+    BaselinePreferences,
+    EmotionVectors,
+    preference_correlations,
 )
 from pipeline.model.ab_pass import (
     ChoiceTokens,
@@ -61,7 +66,6 @@ from pipeline.model.steering_plan import (
     steering_mask,
 )
 from pipeline.model.steering_scale import random_directions, steering_vectors
-from pipeline.stages.extraction import EmotionVectors
 
 # Bump when a stage's code changes what it produces: old artifacts become misses.
 # preferences 3 / steered_preferences 3: the primary rating is position-aware Bradley-Terry,
@@ -179,22 +183,6 @@ def bt_order_averaged(logit_diff: np.ndarray) -> np.ndarray:
 # Baseline preferences
 
 
-@dataclass(frozen=True)
-class BaselinePreferences:
-    activities: tuple[Activity, ...]
-    logit_diff: np.ndarray  # [N, N] logit(A) - logit(B), row = A, column = B, NaN diagonal
-    ratings: np.ndarray  # [N] position-aware Bradley-Terry, Elo scale, mean 1500
-    elo_mean: np.ndarray  # [N] iterative Elo, mean over seeds
-    elo_sd: np.ndarray  # [N] sd over seeds
-    choice_tokens: dict[str, Any]
-    key: str
-    order_averaged: np.ndarray  # [N] Bradley-Terry on order-averaged soft wins (secondary)
-    position_bias: float  # fitted first-option advantage, log-odds
-
-    @property
-    def categories(self) -> list[str]:
-        return [a.category for a in self.activities]
-
 
 def preferences_stage(runtime: ModelRuntime, store: ArtifactStore,
                       settings: PreferenceSettings = PreferenceSettings(),
@@ -237,52 +225,10 @@ def preferences_stage(runtime: ModelRuntime, store: ArtifactStore,
     return store.get_or_build(runtime.spec.name, "preferences", inputs, build, log=settings.log)
 
 
-def load_preferences(artifact: Artifact) -> BaselinePreferences:
-    from safetensors.numpy import load_file
-
-    tensors = load_file(str(artifact.file("preferences.safetensors")))
-    return BaselinePreferences(
-        activities=load_activities(),
-        logit_diff=tensors["logit_diff"], ratings=tensors["bradley_terry"],
-        elo_mean=tensors["elo_mean"], elo_sd=tensors["elo_sd"],
-        choice_tokens=json.loads(artifact.file("choice_tokens.json").read_text()),
-        key=artifact.key, order_averaged=tensors["bradley_terry_order_averaged"],
-        position_bias=float(tensors["position_bias"][0]),
-    )
-
 
 # ---------------------------------------------------------------------------------------------
 # Activity probes
 
-
-@dataclass(frozen=True)
-class ActivityProbes:
-    emotions: tuple[str, ...]
-    layers: tuple[int, ...]
-    per_layer: np.ndarray  # [N, L, E] cosine
-    key: str
-
-    @property
-    def values(self) -> np.ndarray:
-        """[N, E]: the cosine averaged over the probe layers."""
-        return self.per_layer.mean(axis=1)
-
-    def only(self, layer: int) -> ActivityProbes:
-        """The probes at one captured layer, as if that were the only probe layer.
-
-        The key names the slice, so a steered stage keyed on it differs from one keyed on the
-        whole multi-layer artifact; a one-layer artifact sliced at its layer keeps its key.
-        """
-        if layer not in self.layers:
-            raise ValueError(
-                f"activity probes hold layers {list(self.layers)}, not {layer}; build the "
-                "activity_probes stage with that layer in `layers`"
-            )
-        if self.layers == (layer,):
-            return self
-        i = self.layers.index(layer)
-        return ActivityProbes(self.emotions, (layer,), self.per_layer[:, i:i + 1],
-                              f"{self.key}@{layer}")
 
 
 def activity_probes_stage(runtime: ModelRuntime, store: ArtifactStore, vectors: EmotionVectors,
@@ -314,43 +260,10 @@ def activity_probes_stage(runtime: ModelRuntime, store: ArtifactStore, vectors: 
                               log=settings.log)
 
 
-def load_activity_probes(artifact: Artifact) -> ActivityProbes:
-    from safetensors.numpy import load_file
-
-    cosine = load_file(str(artifact.file("activity_probes.safetensors")))["cosine"]
-    return ActivityProbes(
-        emotions=tuple(json.loads(artifact.file("emotions.json").read_text())),
-        layers=tuple(artifact.provenance["inputs"]["layers"]),
-        per_layer=cosine, key=artifact.key,
-    )
-
-
-def preference_correlations(probes: ActivityProbes, baseline: BaselinePreferences) -> np.ndarray:
-    """r per emotion [E]: Pearson over activities of probe value against BT rating."""
-    return columnwise_pearson(probes.values, baseline.ratings)
-
 
 # ---------------------------------------------------------------------------------------------
 # Steered preferences
 
-
-@dataclass(frozen=True)
-class SteeringResults:
-    conditions: tuple[str, ...]  # steered emotions, then CONTROL
-    steered: tuple[int, ...]  # activity indices of the steered split
-    logit_diff: np.ndarray  # [C, N, N]
-    ratings: np.ndarray  # [C, N] Bradley-Terry
-    baseline_ratings: np.ndarray  # [N] the unsteered ratings from the same batches
-    strength: float
-    layers: tuple[int, ...]
-    key: str
-
-    @property
-    def emotions(self) -> tuple[str, ...]:
-        return tuple(c for c in self.conditions if c != CONTROL)
-
-    def index(self, condition: str) -> int:
-        return self.conditions.index(condition)
 
 
 def steered_preferences_stage(
@@ -475,20 +388,3 @@ def _flat(matrix: np.ndarray, prompts: list[PreferencePrompt]) -> dict[int, floa
     return {index: float(matrix[p.a, p.b]) for index, p in enumerate(prompts)}
 
 
-def load_steering(artifact: Artifact) -> SteeringResults:
-    from safetensors.numpy import load_file
-
-    conditions = json.loads(artifact.file("conditions.json").read_text())
-    diffs, ratings = [], []
-    for k in range(len(conditions)):
-        tensors = load_file(str(artifact.file(f"conditions/{k:03d}.safetensors")))
-        diffs.append(tensors["logit_diff"])
-        ratings.append(tensors["bradley_terry"])
-    inputs = artifact.provenance["inputs"]
-    baseline = load_file(str(artifact.file("baseline.safetensors")))
-    return SteeringResults(
-        conditions=tuple(conditions), steered=tuple(inputs["split"]["steered"]),
-        logit_diff=np.stack(diffs), ratings=np.stack(ratings),
-        baseline_ratings=baseline["bradley_terry"],
-        strength=float(inputs["strength"]), layers=tuple(inputs["layers"]), key=artifact.key,
-    )

@@ -26,10 +26,11 @@ from pipeline.measures.logit_lens import (
     top_tokens,
     valence_pair_dots,
 )
+from pipeline.measures.results import EmotionVectors
 from pipeline.model.probes import read_position_spans, span_means
 from pipeline.model.prompts import render_prompt
 from pipeline.model.runtime import ModelRuntime
-from pipeline.stages.extraction import EmotionVectors, StageSettings
+from pipeline.stages.extraction import StageSettings
 
 READOUTS_VERSION = 1
 LOGIT_LENS_VERSION = 3  # 2: own token = whole-word token only; 3: emotions without a vector
@@ -93,24 +94,6 @@ def readouts_stage(runtime: ModelRuntime, store: ArtifactStore,
     return store.get_or_build(spec.name, "readouts", inputs, build, log=settings.log)
 
 
-@dataclass(frozen=True)
-class Readouts:
-    activations: dict[str, np.ndarray]  # set name -> [N, L, d]
-    ids: dict[str, tuple[str, ...]]
-    read_tokens: dict[str, tuple[str, ...]]
-
-
-def load_readouts(artifact: Artifact) -> Readouts:
-    from safetensors.numpy import load_file
-
-    tensors = load_file(str(artifact.file("readouts.safetensors")))
-    index = json.loads(artifact.file("index.json").read_text())
-    return Readouts(
-        {k: v.astype(np.float64) for k, v in tensors.items()},
-        {k: tuple(v["ids"]) for k, v in index.items()},
-        {k: tuple(v["read_tokens"]) for k, v in index.items()},
-    )
-
 
 def logit_lens_stage(runtime: ModelRuntime, store: ArtifactStore, vectors: EmotionVectors,
                      settings: StageSettings = StageSettings()) -> Artifact:
@@ -153,5 +136,3 @@ def logit_lens_stage(runtime: ModelRuntime, store: ArtifactStore, vectors: Emoti
     return store.get_or_build(runtime.spec.name, "logit_lens", inputs, build, log=settings.log)
 
 
-def load_logit_lens(artifact: Artifact) -> dict[str, Any]:
-    return json.loads(artifact.file("logit_lens.json").read_text())
