@@ -10,12 +10,7 @@ verdicts are reported, not asserted: the scorecard rows keep their assertions.
 
 import pytest
 
-from pipeline.measures.results import (
-    load_activity_probes,
-    load_mirroring,
-    load_steering,
-    preference_correlations,
-)
+from pipeline.measures.results import preference_correlations
 from pipeline.scorecard.rows import (
     SWEEP_CRITERIA,
     implicit_at,
@@ -35,8 +30,6 @@ from pipeline.scorecard.rows import (
     v11_row,
 )
 from pipeline.scorecard.sweep import sweep_table
-from pipeline.stages.behaviour import MirroringConfig, mirroring_stage
-from pipeline.stages.preferences import activity_probes_stage, steered_preferences_stage
 
 
 def test_layer_sweep(request, harness_options, model_spec, scorecard):
@@ -46,16 +39,14 @@ def test_layer_sweep(request, harness_options, model_spec, scorecard):
                     "V1-V6, V9-V11 and M1 at each of those layers")
     # Fixtures are fetched only now, so a run without --layers builds and loads nothing here.
     fixture = request.getfixturevalue
-    runtime, store = fixture("runtime"), fixture("artifact_store")
+    run = fixture("stage_run")  # the stage graph: layered stages take `layers`
     vectors, readouts, lens = fixture("emotion_vectors"), fixture("readouts"), fixture("logit_lens")
-    baseline, settings = fixture("baseline_preferences"), fixture("preference_settings")
-    signal = fixture("baseline_signal")
+    baseline, signal = fixture("baseline_preferences"), fixture("baseline_signal")
     emotions = fixture("mirroring_emotions")
-    spec, name = runtime.spec, runtime.spec.name
-    probes = load_activity_probes(activity_probes_stage(runtime, store, vectors, settings,
-                                                        layers=layers))
-    mirroring = load_mirroring(mirroring_stage(runtime, store, MirroringConfig(),
-                                               fixture("stage_settings"), layers=layers))
+    spec = fixture("runtime").spec
+    name = spec.name
+    probes = run.result("activity_probes", layers=layers)
+    mirroring = run.result("mirroring", layers=layers)
     results = {}
     for layer in layers:
         implicit, numerical = implicit_at(readouts, vectors, layer), numerical_at(readouts,
@@ -65,8 +56,8 @@ def test_layer_sweep(request, harness_options, model_spec, scorecard):
             # The default V10 run already steered here with the same probes: reuse its artifact.
             steering = fixture("steering_results")
         else:
-            steering = load_steering(steered_preferences_stage(
-                runtime, store, baseline, at_layer, vectors, settings, layers=[layer]))
+            steering = run.result("steered_preferences", layers=[layer],
+                                  given={"activity_probes": at_layer})
         r = preference_correlations(at_layer, baseline)
         fx = steering_effects(steering, at_layer.emotions, r)
         rows = [

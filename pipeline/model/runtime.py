@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
-from pipeline.inputs.registry import ModelSpec
+from pipeline.inputs.registry import ModelSpec, get_spec
 from pipeline.inputs.scale import ScalePreset, get_scale
 from pipeline.model.loading import (
     WeightsLocation,
     default_device,
     load_model,
     load_tokenizer,
+    resolve_weights,
     weights_fingerprint,
 )
 
@@ -69,3 +72,24 @@ class ModelRuntime:
 
     def release(self) -> None:
         self.__dict__.pop("model", None)
+
+
+def open_runtime(
+    name: str,
+    model_paths: Mapping[str, str] | None = None,
+    *,
+    artifact_root: Path | None = None,
+    device: str | None = None,
+    scale: str | None = None,
+    device_map: str | dict[str, Any] | None = None,
+    log: Callable[[str], None] = lambda message: None,
+) -> ModelRuntime:
+    """A registered model's runtime with its weights located (nothing loads yet).
+
+    Raises WeightsNotFound, whose message says how to provide them; the caller decides what
+    that means: the CLI stops with it, the fixtures skip (or fail under --strict).
+    """
+    spec = get_spec(name)
+    location = resolve_weights(spec, dict(model_paths or {}), artifact_root=artifact_root,
+                               log=log)
+    return ModelRuntime(spec, location, device=device, scale=scale, device_map=device_map)
