@@ -11,4 +11,5 @@ pytest_plugins = [
     "fixtures.behaviour",
     "fixtures.preferences",
     "fixtures.progress",
+    "fixtures.tiers",
 ]
