@@ -434,3 +434,57 @@ def test_a_player_without_any_outcome_is_an_error_not_1500() -> None:
     d[:, 3] = np.nan
     with pytest.raises(ValueError, match=r"players \[3\] have no played match"):
         fit_position_bradley_terry(per_order_win_matrix(d))
+
+
+def _damped_newton_reference(p: np.ndarray, w: np.ndarray, l2: float) -> np.ndarray:
+    """The fit this module used before scipy's trust-exact: damped Newton with the exact
+    Hessian, the same objective (soft NLL + l2/2 |theta|^2 + the sum(theta) gauge), stepped
+    until the step is below 1e-13. Elo-scale ratings, mean 1500."""
+    n = p.shape[0]
+    p, w = np.where(w > 0, np.nan_to_num(p), 0.0), w.copy()
+    np.fill_diagonal(w, 0.0)
+
+    def objective(t):
+        x = t[:, None] - t[None, :]
+        nll = -(w * (p * -np.logaddexp(0, -x) + (1 - p) * -np.logaddexp(0, x))).sum()
+        return nll + 0.5 * l2 * t @ t + 0.5 / n * t.sum() ** 2
+
+    theta = np.zeros(n)
+    for _ in range(200):
+        sig = expit(theta[:, None] - theta[None, :])
+        r = w * (sig - p)
+        g = r.sum(axis=1) - r.sum(axis=0) + l2 * theta + theta.sum() / n
+        c = w * sig * (1 - sig)
+        c = c + c.T
+        h = np.diag(c.sum(axis=1)) - c + l2 * np.eye(n) + 1.0 / n
+        step = np.linalg.solve(h, -g)
+        size = 1.0
+        while objective(theta + size * step) > objective(theta) + 1e-12 * abs(objective(theta)):
+            size /= 2
+        theta = theta + size * step
+        if np.max(np.abs(step)) < 1e-13:
+            break
+    theta -= theta.mean()
+    return 1500.0 + 400.0 / math.log(10) * theta
+
+
+@pytest.mark.parametrize("l2", [0.0, DEFAULT_L2, 0.1])
+@pytest.mark.parametrize("seed", [11, 12])
+def test_the_trust_region_fit_agrees_with_damped_newton_to_1e9_elo(seed, l2) -> None:
+    d = simulated_logit_diff(TABLE9_ELO, position_bias=0.6, noise_sd=1.0, seed=seed)
+    p = soft_win_matrix(d)
+    w = np.random.default_rng(seed).integers(1, 5, size=p.shape).astype(float)
+    np.testing.assert_allclose(bradley_terry(p, l2=l2, weights=w),
+                               _damped_newton_reference(p, w, l2), rtol=0, atol=1e-9)
+    ones = np.ones_like(w)
+    np.testing.assert_allclose(bradley_terry(p, l2=l2),
+                               _damped_newton_reference(p, ones, l2), rtol=0, atol=1e-9)
+
+
+def test_a_disconnected_comparison_graph_has_no_unpenalised_mle() -> None:
+    p = np.full((4, 4), 0.5)
+    p[:2, 2:] = np.nan
+    p[2:, :2] = np.nan
+    with pytest.raises(ConvergenceError, match="2 groups.*l2 > 0"):
+        bradley_terry(p, l2=0.0)
+    assert np.all(np.isfinite(bradley_terry(p)))  # the prior ties the two groups to 1500
