@@ -66,3 +66,10 @@ def test_the_cli_lists_and_accepts_every_stage():
     assert result.returncode == 0, result.stderr
     for stage in STAGES:
         assert f"  {stage.name}  " in result.stdout or f"  {stage.name} " in result.stdout
+
+
+def test_every_stage_has_one_version_in_the_experiment_constants():
+    from pipeline.inputs.experiment import STAGE_VERSIONS
+
+    assert list(GRAPH) == list(STAGE_VERSIONS)
+    assert all(stage.version == STAGE_VERSIONS[stage.name] for stage in STAGES)

@@ -10,6 +10,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Each stage's code version, part of its cache key: bump a stage's version when its code changes
+# what it produces, so old artifacts become misses.
+# stories/neutral 3: one seed per job (was per batch), sampled by steered_generation's decoder.
+# activations 2, neutral_stats 2: the attention sink (position 0, BOS or not) is left out of
+# pooling, the neutral moments and the mean norm, and pooling counts from where the text starts.
+# vectors 2: an emotion with no usable story gets a NaN vector instead of failing the stage.
+# logit_lens 2: own token = whole-word token only; 3: emotions without a vector.
+# preferences 3 / steered_preferences 3: the primary rating is position-aware Bradley-Terry,
+# and NaN or missing logits fail the stage (issue 13).
+STAGE_VERSIONS = {
+    "stories": 3, "neutral": 3, "activations": 2, "neutral_stats": 2, "vectors": 2,
+    "readouts": 1, "logit_lens": 3,
+    "preferences": 3, "activity_probes": 1, "steered_preferences": 3,
+    "mirroring": 1, "blackmail_rollouts": 2, "blackmail_judgments": 1,
+}
+
 # Preference steering (V10/V11, paper section 3.4)
 PREFERENCE_STRENGTH = 0.5  # s in s * mean_norm[layer] * unit(v)
 N_TOP_EMOTIONS = 35  # steered: the emotions with the largest |r| ...

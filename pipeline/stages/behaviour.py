@@ -19,7 +19,13 @@ from typing import Any, Literal
 import numpy as np
 
 from pipeline.inputs.artifacts import Artifact, ArtifactStore
-from pipeline.inputs.experiment import BLACKMAIL_RANDOM_SEED, RANDOM, UNSTEERED, Cell
+from pipeline.inputs.experiment import (
+    BLACKMAIL_RANDOM_SEED,
+    RANDOM,
+    STAGE_VERSIONS,
+    UNSTEERED,
+    Cell,
+)
 from pipeline.inputs.shards import ShardStore
 from pipeline.inputs.stimuli import load_mirroring_prompts, stimuli_digest
 from pipeline.measures.blackmail_judge import (
@@ -42,11 +48,9 @@ from pipeline.model.steered_generation import DecodeSettings, generate
 from pipeline.model.steering_scale import random_directions, steering_vectors
 from pipeline.stages.extraction import StageSettings
 
-BEHAVIOUR_VERSIONS = {"mirroring": 1, "blackmail_rollouts": 2, "blackmail_judgments": 1}
-
 
 def _version(stage: str) -> dict[str, Any]:
-    return {"stage": stage, "code_version": BEHAVIOUR_VERSIONS[stage]}
+    return {"stage": stage, "code_version": STAGE_VERSIONS[stage]}
 
 
 # ---------------------------------------------------------------------------------------------

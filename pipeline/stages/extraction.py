@@ -17,6 +17,7 @@ import numpy as np
 
 from pipeline.inputs.artifacts import Artifact, ArtifactStore, sha256_file
 from pipeline.inputs.errors import BadInput
+from pipeline.inputs.experiment import STAGE_VERSIONS
 from pipeline.inputs.progress import Ticker
 from pipeline.inputs.shards import ShardStore
 from pipeline.inputs.stimuli import load_emotions, stimuli_digest
@@ -34,13 +35,6 @@ from pipeline.model.generation import SamplingSettings
 from pipeline.model.prompts import stop_key
 from pipeline.model.runtime import ModelRuntime
 
-# Bump a stage's version when its code changes what it produces: old artifacts become misses.
-# stories/neutral 3: one seed per job (was per batch), sampled by steered_generation's decoder.
-# activations 2, neutral_stats 2: the attention sink (position 0, BOS or not) is left out of
-# pooling, the neutral moments and the mean norm, and pooling counts from where the text starts.
-STAGE_VERSIONS = {"stories": 3, "neutral": 3, "activations": 2, "neutral_stats": 2, "vectors": 2}
-# vectors 2: an emotion with no usable story gets a NaN vector instead of failing the stage.
-STAGES = tuple(STAGE_VERSIONS)
 MAX_STORY_TOKENS = 1024
 MAX_NEUTRAL_TOKENS = 2048
 

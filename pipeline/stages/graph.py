@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.inputs.artifacts import Artifact, ArtifactStore
+from pipeline.inputs.experiment import STAGE_VERSIONS
 from pipeline.measures.results import (
     load_activity_probes,
     load_judgments,
@@ -113,44 +114,44 @@ def _identity(artifact: Artifact) -> Artifact:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("stories", (), _stories, _identity, extraction.STAGE_VERSIONS["stories"],
+    Stage("stories", (), _stories, _identity, STAGE_VERSIONS["stories"],
           "emotion stories (or --stories-file)"),
     Stage("neutral", (), lambda c, u, at: extraction.neutral_stage(
         c.runtime, c.store, c.settings, c.generator()), _identity,
-        extraction.STAGE_VERSIONS["neutral"], "neutral dialogues"),
+        STAGE_VERSIONS["neutral"], "neutral dialogues"),
     Stage("activations", ("stories",), lambda c, u, at: extraction.activations_stage(
         c.runtime, c.store, u.artifact("stories"), c.settings), _identity,
-        extraction.STAGE_VERSIONS["activations"], "story activations, every layer"),
+        STAGE_VERSIONS["activations"], "story activations, every layer"),
     Stage("neutral_stats", ("neutral",), lambda c, u, at: extraction.neutral_stats_stage(
         c.runtime, c.store, u.artifact("neutral"), c.settings), _identity,
-        extraction.STAGE_VERSIONS["neutral_stats"], "neutral-token moments and norms"),
+        STAGE_VERSIONS["neutral_stats"], "neutral-token moments and norms"),
     Stage("vectors", ("activations", "neutral_stats"), lambda c, u, at: extraction.vectors_stage(
         c.runtime, c.store, u.artifact("activations"), u.artifact("neutral_stats"), c.settings), load_vectors,
-        extraction.STAGE_VERSIONS["vectors"], "emotion vectors (V1-V6 and all steering)"),
+        STAGE_VERSIONS["vectors"], "emotion vectors (V1-V6 and all steering)"),
     Stage("readouts", (), lambda c, u, at: readouts.readouts_stage(
-        c.runtime, c.store, c.settings), load_readouts, readouts.READOUTS_VERSION,
+        c.runtime, c.store, c.settings), load_readouts, STAGE_VERSIONS["readouts"],
         "read-position activations (V3-V6)"),
     Stage("logit_lens", ("vectors",), lambda c, u, at: readouts.logit_lens_stage(
         c.runtime, c.store, u.result("vectors"), c.settings), load_logit_lens,
-        readouts.LOGIT_LENS_VERSION, "logit lens (V1, V2)"),
+        STAGE_VERSIONS["logit_lens"], "logit lens (V1, V2)"),
     Stage("preferences", (), lambda c, u, at: preferences.preferences_stage(
         c.runtime, c.store, c.preference_settings), load_preferences,
-        preferences.STAGE_VERSIONS["preferences"], "baseline A/B preferences (V7)"),
+        STAGE_VERSIONS["preferences"], "baseline A/B preferences (V7)"),
     Stage("activity_probes", ("vectors",), lambda c, u, at: preferences.activity_probes_stage(
         c.runtime, c.store, u.result("vectors"), c.preference_settings, layers=at),
-        load_activity_probes, preferences.STAGE_VERSIONS["activity_probes"],
+        load_activity_probes, STAGE_VERSIONS["activity_probes"],
         "emotion probes on the activities (V8, V9)", layered=True),
     Stage("steered_preferences", ("preferences", "activity_probes", "vectors"), _steered,
-          load_steering, preferences.STAGE_VERSIONS["steered_preferences"],
+          load_steering, STAGE_VERSIONS["steered_preferences"],
           "steered preference passes (V10, V11)", layered=True),
     Stage("mirroring", (), lambda c, u, at: behaviour.mirroring_stage(
         c.runtime, c.store, c.mirroring, c.settings, layers=at), load_mirroring,
-        behaviour.BEHAVIOUR_VERSIONS["mirroring"], "user/assistant readouts (M1)", layered=True),
+        STAGE_VERSIONS["mirroring"], "user/assistant readouts (M1)", layered=True),
     Stage("blackmail_rollouts", ("vectors",), lambda c, u, at: behaviour.rollouts_stage(
         c.runtime, c.store, u.result("vectors"), c.blackmail, c.settings), load_rollouts,
-        behaviour.BEHAVIOUR_VERSIONS["blackmail_rollouts"], "steered blackmail rollouts (B1, B2)"),
+        STAGE_VERSIONS["blackmail_rollouts"], "steered blackmail rollouts (B1, B2)"),
     Stage("blackmail_judgments", ("blackmail_rollouts",), _judgments, load_judgments,
-          behaviour.BEHAVIOUR_VERSIONS["blackmail_judgments"], "rollouts graded (B1, B2)"),
+          STAGE_VERSIONS["blackmail_judgments"], "rollouts graded (B1, B2)"),
 )
 GRAPH: dict[str, Stage] = {stage.name: stage for stage in STAGES}
 

@@ -29,6 +29,7 @@ from pipeline.inputs.experiment import (
     EXEMPLARS,
     PREFERENCE_STRENGTH,
     SPLIT_PARITY,
+    STAGE_VERSIONS,
 )
 from pipeline.inputs.progress import Ticker
 from pipeline.inputs.stimuli import Activity, load_activities, stimuli_digest
@@ -67,10 +68,6 @@ from pipeline.model.steering_plan import (
 )
 from pipeline.model.steering_scale import random_directions, steering_vectors
 
-# Bump when a stage's code changes what it produces: old artifacts become misses.
-# preferences 3 / steered_preferences 3: the primary rating is position-aware Bradley-Terry,
-# and NaN or missing logits fail the stage (issue 13).
-STAGE_VERSIONS = {"preferences": 3, "activity_probes": 1, "steered_preferences": 3}
 ELO = {"k": 32.0, "start": 1500.0, "max_passes": 500, "tol": 0.25}
 
 

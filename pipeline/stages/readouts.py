@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.inputs.artifacts import Artifact, ArtifactStore
+from pipeline.inputs.experiment import STAGE_VERSIONS
 from pipeline.inputs.stimuli import (
     load_implicit_scenarios,
     load_logit_lens_table1,
@@ -31,9 +32,6 @@ from pipeline.model.probes import read_position_spans, span_means
 from pipeline.model.prompts import render_prompt
 from pipeline.model.runtime import ModelRuntime
 from pipeline.stages.extraction import StageSettings
-
-READOUTS_VERSION = 1
-LOGIT_LENS_VERSION = 3  # 2: own token = whole-word token only; 3: emotions without a vector
 
 
 @dataclass(frozen=True)
@@ -66,7 +64,7 @@ def readouts_stage(runtime: ModelRuntime, store: ArtifactStore,
     sets = (implicit_prompt_set(), numerical_prompt_set())
     spec = runtime.spec
     inputs = {
-        "stage": "readouts", "code_version": READOUTS_VERSION, "model": runtime.identity(),
+        "stage": "readouts", "code_version": STAGE_VERSIONS["readouts"], "model": runtime.identity(),
         "prompt_format": spec.prompt_format, "chat_template_args": spec.chat_template_args,
         "read_position": spec.read_position,
         "stimuli": {"implicit": stimuli_digest("implicit_scenarios"),
@@ -98,7 +96,7 @@ def readouts_stage(runtime: ModelRuntime, store: ArtifactStore,
 def logit_lens_stage(runtime: ModelRuntime, store: ArtifactStore, vectors: EmotionVectors,
                      settings: StageSettings = StageSettings()) -> Artifact:
     """Per layer: own-token top-20 hits [E], valence-pair dots [5], Table 1 top/bottom tokens."""
-    inputs = {"stage": "logit_lens", "code_version": LOGIT_LENS_VERSION,
+    inputs = {"stage": "logit_lens", "code_version": STAGE_VERSIONS["logit_lens"],
               "model": runtime.identity(), "vectors_key": vectors.key, "top_k": TOP_K,
               "pairs": VALENCE_PAIRS, "stimuli": {"table1": stimuli_digest("logit_lens_table1")},
               "vectors_used": "denoised"}
