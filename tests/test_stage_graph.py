@@ -31,7 +31,7 @@ def test_a_stage_cannot_read_an_upstream_it_does_not_declare(monkeypatch):
     def build(ctx, up, layers):
         return up.result("preferences")
 
-    rogue = Stage("rogue", ("vectors",), build, lambda artifact: artifact, 1, "reads too much")
+    rogue = Stage("rogue", ("vectors",), build, lambda artifact: artifact, "reads too much")
     monkeypatch.setitem(GRAPH, "rogue", rogue)
     with pytest.raises(KeyError, match="rogue asked for preferences"):
         StageRun(ctx=None).artifact("rogue")
@@ -47,9 +47,9 @@ def test_upstream_prefers_given_results_and_builds_each_stage_once(monkeypatch):
             return total
         return build
 
-    fakes = {"a": Stage("a", (), make("a", 1), lambda x: x, 1, ""),
-             "b": Stage("b", ("a",), make("b", 10), lambda x: x, 1, ""),
-             "c": Stage("c", ("a", "b"), make("c", 100), lambda x: x, 1, "", layered=True)}
+    fakes = {"a": Stage("a", (), make("a", 1), lambda x: x, ""),
+             "b": Stage("b", ("a",), make("b", 10), lambda x: x, ""),
+             "c": Stage("c", ("a", "b"), make("c", 100), lambda x: x, "", layered=True)}
     monkeypatch.setattr(graph, "GRAPH", fakes)
     run = StageRun(ctx=None)
     assert run.result("c") == 100 + 1 + 11
@@ -72,4 +72,4 @@ def test_every_stage_has_one_version_in_the_experiment_constants():
     from pipeline.inputs.experiment import STAGE_VERSIONS
 
     assert list(GRAPH) == list(STAGE_VERSIONS)
-    assert all(stage.version == STAGE_VERSIONS[stage.name] for stage in STAGES)
+    assert [stage.version for stage in STAGES] == list(STAGE_VERSIONS.values())

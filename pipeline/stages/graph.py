@@ -82,12 +82,16 @@ Build = Callable[[StageContext, "Upstream", "Sequence[int] | None"], Artifact]
 @dataclass(frozen=True)
 class Stage:
     name: str
-    upstream: tuple[str, ...]  # stages whose loaded results `build` takes
+    upstream: tuple[str, ...]  # the stages whose artifacts or results `build` reads
     build: Build
     load: Callable[[Artifact], Any]  # artifact -> the result type downstream reads
-    version: int
     about: str
     layered: bool = False  # takes `layers` (the layer sweep captures several in one pass)
+
+    @property
+    def version(self) -> int:
+        """Its code version, part of its cache key (pipeline.inputs.experiment)."""
+        return STAGE_VERSIONS[self.name]
 
 
 def _stories(ctx: StageContext, up: Upstream, layers: Sequence[int] | None) -> Artifact:
@@ -105,8 +109,7 @@ def _judgments(ctx: StageContext, up: Upstream, layers: Sequence[int] | None) ->
 def _steered(ctx: StageContext, up: Upstream, layers: Sequence[int] | None) -> Artifact:
     return preferences.steered_preferences_stage(
         ctx.runtime, ctx.store, up.result("preferences"), up.result("activity_probes"),
-        up.result("vectors"),
-        ctx.preference_settings, layers=layers)
+        up.result("vectors"), ctx.preference_settings, layers=layers)
 
 
 def _identity(artifact: Artifact) -> Artifact:
@@ -114,44 +117,41 @@ def _identity(artifact: Artifact) -> Artifact:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("stories", (), _stories, _identity, STAGE_VERSIONS["stories"],
-          "emotion stories (or --stories-file)"),
+    Stage("stories", (), _stories, _identity, "emotion stories (or --stories-file)"),
     Stage("neutral", (), lambda c, u, at: extraction.neutral_stage(
-        c.runtime, c.store, c.settings, c.generator()), _identity,
-        STAGE_VERSIONS["neutral"], "neutral dialogues"),
+        c.runtime, c.store, c.settings, c.generator()),
+        _identity, "neutral dialogues"),
     Stage("activations", ("stories",), lambda c, u, at: extraction.activations_stage(
-        c.runtime, c.store, u.artifact("stories"), c.settings), _identity,
-        STAGE_VERSIONS["activations"], "story activations, every layer"),
+        c.runtime, c.store, u.artifact("stories"), c.settings),
+        _identity, "story activations, every layer"),
     Stage("neutral_stats", ("neutral",), lambda c, u, at: extraction.neutral_stats_stage(
-        c.runtime, c.store, u.artifact("neutral"), c.settings), _identity,
-        STAGE_VERSIONS["neutral_stats"], "neutral-token moments and norms"),
+        c.runtime, c.store, u.artifact("neutral"), c.settings),
+        _identity, "neutral-token moments and norms"),
     Stage("vectors", ("activations", "neutral_stats"), lambda c, u, at: extraction.vectors_stage(
-        c.runtime, c.store, u.artifact("activations"), u.artifact("neutral_stats"), c.settings), load_vectors,
-        STAGE_VERSIONS["vectors"], "emotion vectors (V1-V6 and all steering)"),
+        c.runtime, c.store, u.artifact("activations"), u.artifact("neutral_stats"), c.settings),
+        load_vectors, "emotion vectors (V1-V6 and all steering)"),
     Stage("readouts", (), lambda c, u, at: readouts.readouts_stage(
-        c.runtime, c.store, c.settings), load_readouts, STAGE_VERSIONS["readouts"],
-        "read-position activations (V3-V6)"),
+        c.runtime, c.store, c.settings),
+        load_readouts, "read-position activations (V3-V6)"),
     Stage("logit_lens", ("vectors",), lambda c, u, at: readouts.logit_lens_stage(
-        c.runtime, c.store, u.result("vectors"), c.settings), load_logit_lens,
-        STAGE_VERSIONS["logit_lens"], "logit lens (V1, V2)"),
+        c.runtime, c.store, u.result("vectors"), c.settings),
+        load_logit_lens, "logit lens (V1, V2)"),
     Stage("preferences", (), lambda c, u, at: preferences.preferences_stage(
-        c.runtime, c.store, c.preference_settings), load_preferences,
-        STAGE_VERSIONS["preferences"], "baseline A/B preferences (V7)"),
+        c.runtime, c.store, c.preference_settings),
+        load_preferences, "baseline A/B preferences (V7)"),
     Stage("activity_probes", ("vectors",), lambda c, u, at: preferences.activity_probes_stage(
         c.runtime, c.store, u.result("vectors"), c.preference_settings, layers=at),
-        load_activity_probes, STAGE_VERSIONS["activity_probes"],
-        "emotion probes on the activities (V8, V9)", layered=True),
+        load_activity_probes, "emotion probes on the activities (V8, V9)", layered=True),
     Stage("steered_preferences", ("preferences", "activity_probes", "vectors"), _steered,
-          load_steering, STAGE_VERSIONS["steered_preferences"],
-          "steered preference passes (V10, V11)", layered=True),
+          load_steering, "steered preference passes (V10, V11)", layered=True),
     Stage("mirroring", (), lambda c, u, at: behaviour.mirroring_stage(
-        c.runtime, c.store, c.mirroring, c.settings, layers=at), load_mirroring,
-        STAGE_VERSIONS["mirroring"], "user/assistant readouts (M1)", layered=True),
+        c.runtime, c.store, c.mirroring, c.settings, layers=at),
+        load_mirroring, "user/assistant readouts (M1)", layered=True),
     Stage("blackmail_rollouts", ("vectors",), lambda c, u, at: behaviour.rollouts_stage(
-        c.runtime, c.store, u.result("vectors"), c.blackmail, c.settings), load_rollouts,
-        STAGE_VERSIONS["blackmail_rollouts"], "steered blackmail rollouts (B1, B2)"),
-    Stage("blackmail_judgments", ("blackmail_rollouts",), _judgments, load_judgments,
-          STAGE_VERSIONS["blackmail_judgments"], "rollouts graded (B1, B2)"),
+        c.runtime, c.store, u.result("vectors"), c.blackmail, c.settings),
+        load_rollouts, "steered blackmail rollouts (B1, B2)"),
+    Stage("blackmail_judgments", ("blackmail_rollouts",), _judgments,
+          load_judgments, "rollouts graded (B1, B2)"),
 )
 GRAPH: dict[str, Stage] = {stage.name: stage for stage in STAGES}
 
