@@ -31,6 +31,8 @@ PREFERENCE_STRENGTH = 0.5  # s in s * mean_norm[layer] * unit(v)
 N_TOP_EMOTIONS = 35  # steered: the emotions with the largest |r| ...
 EXEMPLARS = ("blissful", "hostile")  # ... plus the paper's exemplars when not among them
 SPLIT_PARITY = "odd"  # steered activities: the 1st, 3rd, 5th, 7th of each Table 9 category
+# The split in words, for the scorecard's method text.
+SPLIT_WORDS = {"odd": "1st/3rd/5th/7th", "even": "2nd/4th/6th/8th"}[SPLIT_PARITY]
 CONTROL = "random"  # the condition name of the matched-norm random direction
 CONTROL_SEED = 20260402  # the paper's publication date; fixed so the control is reproducible
 

@@ -16,7 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.inputs.experiment import CONTROL, EXEMPLARS, N_TOP_EMOTIONS, PREFERENCE_STRENGTH
+from pipeline.inputs.experiment import (
+    CONTROL,
+    EXEMPLARS,
+    N_TOP_EMOTIONS,
+    PREFERENCE_STRENGTH,
+    SPLIT_WORDS,
+)
 from pipeline.inputs.stimuli import load_numerical_templates
 from pipeline.measures.blackmail_judge import VerdictCounts
 from pipeline.measures.implicit import ImplicitScores, implicit_scores
@@ -76,7 +82,7 @@ VALENCE_NOTE = ("V8 valence labels are harness-authored from the paper's Table 1
 STEERING_METHOD = (
     f"add {PREFERENCE_STRENGTH} * mean_norm[layer] * unit(v) at the steering layers on the "
     "tokens of the 32 "
-    "steered activities (1st/3rd/5th/7th of each category, Table 9 order) wherever they appear, "
+    f"steered activities ({SPLIT_WORDS} of each category, Table 9 order) wherever they appear, "
     "A or B; rerun all 4032 prompts; Delta-Elo = mean over the steered activities of steered "
     "minus baseline Bradley-Terry rating"
 )
