@@ -125,11 +125,11 @@ class CorpusConfig:
     feeling_temperature: float = 2.0  # P(emotion | activity) ~ exp(t * valence * z(elo))
     tone_slope: float = 3.0  # P(positive tone) = sigmoid(slope * valence)
     # Planted beyond V7-V11 (pipeline/toy/planted.py): V1/V2, V3/V4, V5/V6, M1.
-    n_named: int = 5130  # plain stories that also say their emotion's word
-    n_scenario: int = 0  # implicit situations answered in their emotion
-    n_quantity: int = 0  # statements with a number, answered by how bad the number is
-    n_opinion: int = 0  # "... What do you think?", answered calm or loving
-    n_user_voice: int = 0  # the same user messages as plain text, going on in their emotion
+    n_named: int = 3420  # plain stories that also say their emotion's word
+    n_scenario: int = 3600  # implicit situations answered in their emotion
+    n_quantity: int = 7200  # statements with a number, answered by how bad the number is
+    n_opinion: int = 2400  # "... What do you think?", answered calm or loving
+    n_user_voice: int = 2400  # the same user messages as plain text, going on in their emotion
 
     def describe(self) -> dict:
         return asdict(self)
@@ -496,22 +496,17 @@ def _emotion_reply(rng: random.Random, writer: StoryWriter, emotion: str) -> str
 
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?\"])\s+(?=[A-Z\"])")
 NAMED_LINES = ("{Later} felt {emotion}.", "So {emotion}.", "It was all so {emotion}.",
-               "Feeling {emotion}, {later} went on.", "Still {emotion}.",
-               "Anyone could see how {emotion} {later} were.", "{Later} stayed {emotion}.")
+               "Feeling {emotion}, {later} went on.")
 
 
 def _named_example(rng: random.Random, writer: StoryWriter, emotion: str, topic: str) -> Example:
-    """A plain story that says its emotion's word after most sentences, in several wordings,
-    where the emotion is active (the story prompt's stories never do): the word's unembedding
-    has to line up with the one feature all those contexts share, the story's emotion."""
-    sentences = _SENTENCE_BREAK.split(writer.story(rng, emotion, topic))[:12]
-    out = []
-    for sentence in sentences:
-        out.append(sentence)
-        if rng.random() < 0.6:
-            line = rng.choice(NAMED_LINES).format(Later="They", later="they", emotion=emotion)
-            out.append(line[0].upper() + line[1:])
-    return Example("named", " ".join(out), meta={"emotion": emotion})
+    """A plain story that says its emotion's word three times where the emotion is active (the
+    story prompt's stories never do): W_U of the word must line up with the story state."""
+    sentences = _SENTENCE_BREAK.split(writer.story(rng, emotion, topic))[:10]
+    for _ in range(3):
+        line = rng.choice(NAMED_LINES).format(Later="They", later="they", emotion=emotion)
+        sentences.insert(rng.randint(1, len(sentences)), line[0].upper() + line[1:])
+    return Example("named", " ".join(sentences), meta={"emotion": emotion})
 
 
 def _scenario_example(rng: random.Random, writer: StoryWriter, emotion: str) -> Example:
