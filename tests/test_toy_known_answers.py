@@ -45,14 +45,7 @@ from pipeline.scorecard import CriterionResult
 from pipeline.stages import build_vectors, load_vectors
 from pipeline.stats import spearman_rho
 from pipeline.stimuli import load_valence_labels
-from pipeline.toy.corpus import (
-    CorpusConfig,
-    build_corpus,
-    corpus_sha256,
-    names_word,
-    row_stimuli,
-)
-from pipeline.toy.planted import check_unseen
+from pipeline.toy.corpus import CorpusConfig, build_corpus, corpus_sha256, names_word
 from pipeline.toy.train import TOY_DIR, TOY_RANDOM_DIR, build_random_twin
 
 PLANTED = ("V7", "V8", "V9", "V10", "V11", "V10_control")
@@ -153,39 +146,11 @@ def test_no_toy_story_names_its_own_emotion():
     """The story prompt's rule: never the emotion's word. Other emotion words may occur, as in
     the paper's topics and activities ("a patient", "be genuinely surprised ...")."""
     small = CorpusConfig(n_story_prompt=342, n_story=684, preference_repeats=0,
-                         n_scene_preference=0, n_feeling=0, n_describe=0, n_neutral=0,
-                         n_named=0, n_scenario=0, n_quantity=0, n_opinion=0, n_user_voice=0)
+                         n_scene_preference=0, n_feeling=0, n_describe=0, n_neutral=0)
     for example in build_corpus(small):
         emotion = example.meta["emotion"]
         story = example.completion.split("\n\nFeeling:")[0]  # the label line is not the story
         assert not names_word(story, emotion), f"a {emotion} story names it: {story[:200]}"
-
-
-def test_the_planted_material_never_contains_a_test_stimulus():
-    """V3-V6 and M1 are planted with other situations, numbers and questions: no Table 2 or
-    Table 3 prompt and no numerical template at any of its X values is in the corpus, and the
-    check that enforces it catches one that is."""
-    stimuli = row_stimuli()
-    assert len(stimuli) > 12 + 8
-    examples = build_corpus(CorpusConfig(n_story_prompt=0, n_story=0, preference_repeats=0,
-                                         n_scene_preference=0, n_feeling=0, n_describe=0,
-                                         n_neutral=0, n_named=0))
-    texts = [e.user or e.completion for e in examples]
-    assert {e.kind for e in examples} == {"scenario", "quantity", "opinion", "user_voice"}
-    check_unseen(texts, stimuli)
-    with pytest.raises(ValueError, match="overlaps the test stimulus"):
-        check_unseen([*texts, f"Hello. {stimuli[0]}"], stimuli)
-
-
-def test_named_stories_say_their_emotion_where_it_is_active():
-    """V1/V2's planting: the plain 'named' stories (never the story prompt's) say the word."""
-    examples = build_corpus(CorpusConfig(n_story_prompt=0, n_story=0, preference_repeats=0,
-                                         n_scene_preference=0, n_feeling=0, n_describe=0,
-                                         n_neutral=0, n_named=171, n_scenario=0,
-                                         n_quantity=0, n_opinion=0, n_user_voice=0))
-    assert len(examples) == 171
-    for example in examples:
-        assert names_word(example.completion, example.meta["emotion"]), example.completion
 
 
 def test_shipped_twin_is_what_the_build_command_produces(tmp_path):
