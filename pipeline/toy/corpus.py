@@ -52,9 +52,6 @@ from pipeline.corpus import STORY_PREFILL
 from pipeline.stimuli import (
     Activity,
     load_activities,
-    load_implicit_scenarios,
-    load_mirroring_prompts,
-    load_numerical_templates,
     load_emotion_clusters,
     load_emotions,
     load_preference_prompt_templates,
@@ -63,7 +60,6 @@ from pipeline.stimuli import (
     load_valence_labels,
     render_template,
 )
-from pipeline.toy import planted
 from pipeline.toy.phrases import (
     BODY_PARTS,
     CLUSTERS,
@@ -80,7 +76,7 @@ from pipeline.toy.phrases import (
 )
 
 KINDS = ("story_prompt", "story", "describe", "preference", "scene_preference", "feeling",
-         "neutral", "named", "scenario", "quantity", "opinion", "user_voice")
+         "neutral")
 DESCRIBE_QUESTION = "What does it look like when someone feels {emotion}?"
 # Scenes are built from these clusters' phrases; Competitive Pride is left out because its
 # members' valence labels disagree (proud is positive, smug negative), so its phrases have none.
@@ -124,12 +120,6 @@ class CorpusConfig:
     activity_temperature: float = 1.5  # P(activity | emotion) ~ exp(t * valence * z(elo))
     feeling_temperature: float = 2.0  # P(emotion | activity) ~ exp(t * valence * z(elo))
     tone_slope: float = 3.0  # P(positive tone) = sigmoid(slope * valence)
-    # Planted beyond V7-V11 (pipeline/toy/planted.py): V1/V2, V3/V4, V5/V6, M1.
-    n_named: int = 3420  # plain stories that also say their emotion's word
-    n_scenario: int = 3600  # implicit situations answered in their emotion
-    n_quantity: int = 7200  # statements with a number, answered by how bad the number is
-    n_opinion: int = 2400  # "... What do you think?", answered calm or loving
-    n_user_voice: int = 2400  # the same user messages as plain text, going on in their emotion
 
     def describe(self) -> dict:
         return asdict(self)
@@ -481,87 +471,6 @@ def _scene_preference_examples(rng: random.Random, config: CorpusConfig) -> Iter
                       meta={"a": a, "b": b, "elo": (elo_a, elo_b)})
 
 
-def _emotion_reply(rng: random.Random, writer: StoryWriter, emotion: str) -> str:
-    """An answer in one emotion: its word first (so the read position, which predicts it,
-    carries the emotion), then its own line, one of its actions and a body sensation."""
-    p = writer.profiles[emotion]
-    bank = CLUSTERS[p.bank]
-    action = bank.actions[rng.choice(p.favourite_actions)]
-    parts = [f"{emotion.capitalize()}.", f"{bank.speech[p.favourite_speech]}.",
-             action.replace("{S}", "I").replace("{P}", "my"),
-             rng.choice(bank.body).replace("{P}", "my"),
-             f"Everything seems {writer.tone(rng, p.valence)}."]
-    return " ".join(part[0].upper() + part[1:] for part in parts)
-
-
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?\"])\s+(?=[A-Z\"])")
-NAMED_LINES = ("{Later} felt {emotion}.", "So {emotion}.", "It was all so {emotion}.",
-               "Feeling {emotion}, {later} went on.")
-
-
-def _named_example(rng: random.Random, writer: StoryWriter, emotion: str, topic: str) -> Example:
-    """A plain story that says its emotion's word three times where the emotion is active (the
-    story prompt's stories never do): W_U of the word must line up with the story state."""
-    sentences = _SENTENCE_BREAK.split(writer.story(rng, emotion, topic))[:10]
-    for _ in range(3):
-        line = rng.choice(NAMED_LINES).format(Later="They", later="they", emotion=emotion)
-        sentences.insert(rng.randint(1, len(sentences)), line[0].upper() + line[1:])
-    return Example("named", " ".join(sentences), meta={"emotion": emotion})
-
-
-def _scenario_example(rng: random.Random, writer: StoryWriter, emotion: str) -> Example:
-    user = f"{rng.choice(planted.SITUATIONS[emotion])} {rng.choice(planted.CLOSINGS)}"
-    return Example("scenario", _emotion_reply(rng, writer, emotion), user=user,
-                   meta={"emotion": emotion})
-
-
-def _quantity_example(rng: random.Random, writer: StoryWriter,
-                      template: planted.QuantityTemplate) -> Example:
-    user, badness = planted.sample_quantity(rng, template)
-    emotion = planted.quantity_emotion(rng, badness)
-    return Example("quantity", _emotion_reply(rng, writer, emotion), user=user,
-                   meta={"emotion": emotion, "badness": badness})
-
-
-def _opinion_situation(rng: random.Random) -> tuple[str, str]:
-    """(user situation, the M1 emotion it expresses)."""
-    if rng.random() < 0.3:
-        felt = rng.choice(sorted(planted.OPINION_SITUATIONS))
-        return rng.choice(planted.OPINION_SITUATIONS[felt]), felt
-    source = rng.choice(sorted(planted.SITUATIONS))
-    return rng.choice(planted.SITUATIONS[source]), planted.USER_EMOTION[source]
-
-
-def _opinion_example(rng: random.Random, writer: StoryWriter) -> Example:
-    """The reply's emotion is drawn apart from the user's: what M1 asks of a model."""
-    situation, felt = _opinion_situation(rng)
-    reply = rng.choice(planted.ASSISTANT_EMOTIONS)
-    return Example("opinion", _emotion_reply(rng, writer, reply),
-                   user=f"{situation} {planted.OPINION_CLOSING}",
-                   meta={"user_emotion": felt, "emotion": reply})
-
-
-def _user_voice_example(rng: random.Random) -> Example:
-    """The user's message as plain text, going on in the user's own emotion: the end of the
-    user's turn has to carry that emotion to predict what follows."""
-    situation, felt = _opinion_situation(rng)
-    text = (f"{situation} {planted.OPINION_CLOSING} "
-            f"{rng.choice(planted.USER_GOES_ON[felt])}")
-    return Example("user_voice", text, meta={"user_emotion": felt})
-
-
-def planted_kinds() -> tuple[str, ...]:
-    return ("scenario", "quantity", "opinion")
-
-
-def row_stimuli() -> tuple[str, ...]:
-    """Every prompt the V3-V6 and M1 rows read: the toy's corpus must contain none of them."""
-    numerical = tuple(t.template.replace("{X}", str(x)) for t in load_numerical_templates()
-                      for x in t.x_values)
-    return (*(s.prompt for s in load_implicit_scenarios()),
-            *(p.prompt for p in load_mirroring_prompts()), *numerical)
-
-
 def build_corpus(config: CorpusConfig = CorpusConfig()) -> list[Example]:
     """Every training example, in a seeded shuffled order; the same config gives the same list."""
     check_phrase_banks()
@@ -589,25 +498,6 @@ def build_corpus(config: CorpusConfig = CorpusConfig()) -> list[Example]:
         examples.append(_feeling_example(rng, activities[i % len(activities)], writer, config))
     for i in range(config.n_neutral):
         examples.append(_neutral_example(rng, topics[i % len(topics)], config))
-    # Planted after the original kinds, from the same generator, so a config with these at 0
-    # builds the corpus it did before they existed.
-    for i in range(config.n_named):
-        examples.append(_named_example(rng, writer, emotions[i % len(emotions)],
-                                       rng.choice(topics)))
-    scenario_emotions = sorted(planted.SITUATIONS)
-    for i in range(config.n_scenario):
-        examples.append(_scenario_example(rng, writer,
-                                          scenario_emotions[i % len(scenario_emotions)]))
-    for i in range(config.n_quantity):
-        template = planted.QUANTITY_TEMPLATES[i % len(planted.QUANTITY_TEMPLATES)]
-        examples.append(_quantity_example(rng, writer, template))
-    for _ in range(config.n_opinion):
-        examples.append(_opinion_example(rng, writer))
-    for _ in range(config.n_user_voice):
-        examples.append(_user_voice_example(rng))
-    planted.check_unseen([e.user for e in examples if e.kind in planted_kinds()]
-                         + [e.completion for e in examples if e.kind == "user_voice"],
-                         row_stimuli())
     rng.shuffle(examples)
     return examples
 
