@@ -470,7 +470,17 @@ def test_v10_control_on_the_threshold(control, verdict):
 # M1: mirroring (8 scenarios x 6 emotions)
 
 
-def _mirroring(user: np.ndarray, assistant: np.ndarray):
+M1_EMOTIONS = ("happy", "calm", "loving", "sad", "afraid", "angry")
+
+
+def _readable_labels(user: np.ndarray) -> dict[str, str]:
+    """Labels that the user profile identifies: each scenario's top centred emotion (so the
+    r tests below meet M1's precondition by construction)."""
+    centred = user - user.mean(axis=0, keepdims=True)
+    return {f"s{i}": M1_EMOTIONS[int(j)] for i, j in enumerate(centred.argmax(axis=1))}
+
+
+def _mirroring(user: np.ndarray, assistant: np.ndarray, labels: dict[str, str] | None = None):
     """Activations whose probe values are exactly the given [S, E] profiles: unit basis vectors."""
     s, e = user.shape
     acts = np.zeros((s, len(POSITIONS), e))
@@ -478,8 +488,9 @@ def _mirroring(user: np.ndarray, assistant: np.ndarray):
     acts[:, POSITIONS.index("user_period")] = user
     acts[:, POSITIONS.index("read")] = assistant
     acts[:, POSITIONS.index("response")] = assistant
-    emotions = ("happy", "calm", "loving", "sad", "afraid", "angry")
-    stats = mirroring_stats(acts, np.eye(e), emotions, [f"s{i}" for i in range(s)], n_boot=500)
+    stats = mirroring_stats(acts, np.eye(e), M1_EMOTIONS, [f"s{i}" for i in range(s)],
+                            n_boot=500,
+                            user_labels=_readable_labels(user) if labels is None else labels)
     readouts = SimpleNamespace(positions=[{"response_tokens": 5}] * s,
                                continuations=["..."] * s)
     return m1_row(MODEL, stats, readouts, 0)
@@ -516,6 +527,61 @@ def test_m1_near_its_threshold(target, verdict):
     result = _mirroring(u.reshape(8, 6), a.reshape(8, 6))
     assert result.value == pytest.approx(target, abs=1e-9)
     assert result.passed is verdict, result.sentence()
+
+
+def test_m1_fails_on_its_precondition_when_the_users_emotion_is_not_readable():
+    """Random weights: U and A are uncorrelated because neither carries anything. The labels
+    name emotions the user profile does not single out, so the low r is not a dissociation."""
+    rng = np.random.default_rng(16)
+    user = rng.normal(size=(8, 6))
+    other = rng.normal(size=(8, 6))
+    u, o = user.ravel() - user.mean(), other.ravel() - other.mean()
+    assistant = (o - u * (u @ o) / (u @ u)).reshape(8, 6)
+    centred = user - user.mean(axis=0, keepdims=True)
+    worst = {f"s{i}": M1_EMOTIONS[int(j)] for i, j in enumerate(centred.argmin(axis=1))}
+    result = _mirroring(user, assistant, labels=worst)
+    assert abs(result.value) < 1e-9 and not result.passed, result.sentence()
+    assert "not readable at U" in result.unmet_precondition
+
+
+def test_m1_precondition_planted_user_emotions_are_readable():
+    """Planted: each labelled user's emotion is high at U in its own scenario."""
+    labels = {f"s{i}": M1_EMOTIONS[i % 6] for i in range(6)}
+    user = np.random.default_rng(17).normal(scale=0.1, size=(8, 6))
+    for i in range(6):
+        user[i, i] += 1.0
+    readability = mirroring_stats(np.zeros((8, len(POSITIONS), 6)) + user[:, None, :],
+                                  np.eye(6), M1_EMOTIONS, [f"s{i}" for i in range(8)],
+                                  n_boot=50, user_labels=labels).readability
+    assert readability.ranks == (1,) * 6 and readability.readable
+    assert readability.p_value == pytest.approx(6.0 ** -6)
+
+
+@pytest.mark.parametrize(("rank_sum", "readable"), [(13, True), (14, False)])
+def test_m1_precondition_at_its_threshold(rank_sum, readable):
+    """Six labelled prompts, six emotions: a rank sum of 13 has p = 0.036, 14 has p = 0.061."""
+    ranks = [3, 3, 2, 2, 2, rank_sum - 12]
+    user = np.zeros((8, 6))
+    labels = {}
+    for s, rank in enumerate(ranks):
+        # Emotion 0 is the label; emotions 1..rank-1 sit above it in this scenario only.
+        labels[f"s{s}"] = M1_EMOTIONS[0]
+        user[s, 1:rank] = 1.0
+    user[6:, 0] = user[:6, 0].mean()  # unlabelled scenarios
+    readability = mirroring_stats(np.zeros((8, len(POSITIONS), 6)) + user[:, None, :],
+                                  np.eye(6), M1_EMOTIONS, [f"s{i}" for i in range(8)],
+                                  n_boot=50, user_labels=labels).readability
+    assert sum(readability.ranks) == rank_sum
+    assert readability.readable is readable, readability.text()
+
+
+def test_m1_labels_name_table3_prompts_and_probed_emotions():
+    from pipeline.mirroring import DEFAULT_EMOTIONS, USER_EMOTIONS
+    from pipeline.stimuli import load_mirroring_prompts
+
+    titles = {p.title for p in load_mirroring_prompts()}
+    assert set(USER_EMOTIONS) <= titles
+    assert set(USER_EMOTIONS.values()) <= set(DEFAULT_EMOTIONS)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -504,6 +504,7 @@ def m1_row(model: str, stats: MirroringStats, readouts: MirroringReadouts,
             f"greedy continuations: A predicts the response's mean probes with r "
             f"{_r(stats.assistant_vs_response)}, U with r {_r(stats.user_vs_response)} "
             f"(paper 0.87 vs 0.59).{loving}"
+            + (f" Precondition: {stats.readability.text()}." if stats.readability else "")
         ),
         method=(
             f"projection on unit denoised vectors at layer {layer}; "
@@ -530,7 +531,14 @@ def m1_row(model: str, stats: MirroringStats, readouts: MirroringReadouts,
                 "texts": list(readouts.continuations),  # model text: JSON only
             },
             "loving_rises": stats.loving_rises,
+            "user_readability": None if stats.readability is None else {
+                "titles": list(stats.readability.titles),
+                "labels": list(stats.readability.labels),
+                "ranks": list(stats.readability.ranks),
+                "p_value": stats.readability.p_value,
+            },
         },
+        unmet_precondition=stats.readability.unmet() if stats.readability else "",
     )
 
 
