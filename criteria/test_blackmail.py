@@ -12,6 +12,7 @@ from pipeline.behaviour_stages import RANDOM, UNSTEERED, Cell
 from pipeline.blackmail_judge import accuracy, classify_rule_based, count_verdicts, load_labelled
 from pipeline.figures_behaviour import blackmail_curve
 from pipeline.rows import blackmail_row, rate_text
+from pipeline.scale import PAPER_STRENGTHS
 from pipeline.scorecard import judge
 from pipeline.stats import wilson_interval
 
@@ -86,6 +87,8 @@ def _compare(
     random_cell = Cell(RANDOM, 0.05).id
     control = counts_by_cell.get(random_cell)
     control_text = f" Matched-norm random +0.05: {rate_text(control)}." if control else ""
+    reduced = (f" Reduced at this scale: strengths {list(config.strengths)} only (the paper's "
+               f"{list(PAPER_STRENGTHS)})." if tuple(config.strengths) != PAPER_STRENGTHS else "")
     result = blackmail_row(
         criterion,
         runtime.spec.name,
@@ -96,7 +99,7 @@ def _compare(
         context=(
             f"{control_text} {config.n_rollouts} rollouts per cell of at most "
             f"{config.max_new_tokens} tokens; judged by {description}; unjudged rollouts "
-            f"({high.unjudged} and {low.unjudged}) are excluded from the rates."
+            f"({high.unjudged} and {low.unjudged}) are excluded from the rates.{reduced}"
         ),
         method=(
             f"steering at layers {list(runtime.spec.steering_layers)} on every token, strength "

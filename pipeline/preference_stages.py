@@ -53,6 +53,7 @@ from pipeline.steering_plan import (
     EXEMPLARS,
     PREFERENCE_STRENGTH,
     SPLIT_PARITY,
+    first_per_category,
     prompt_has_steered,
     select_emotions,
     steered_activities,
@@ -86,14 +87,36 @@ def _version(stage: str) -> dict[str, Any]:
     return {"stage": stage, "code_version": STAGE_VERSIONS[stage]}
 
 
+def scale_activities(runtime: ModelRuntime) -> tuple[Activity, ...]:
+    """The activities of this scale's preference experiment: all 64, or the first k of each
+    Table 9 category (`ScalePreset.activities_per_category`)."""
+    return first_per_category(load_activities(), runtime.scale.activities_per_category)
+
+
 def _prompt_inputs(runtime: ModelRuntime) -> dict[str, Any]:
-    return {
+    inputs = {
         "model": runtime.identity(),
         "prompt_format": runtime.spec.prompt_format,
         "chat_template_args": runtime.spec.chat_template_args,
         "stimuli": {"activities": stimuli_digest("activities"),
                     "prompts": stimuli_digest("preference_prompts")},
     }
+    if runtime.scale.reduced_preferences:
+        # Only a reduced experiment adds this key, so the full one keeps the key it always had.
+        inputs["activities_subset"] = {
+            "per_category": runtime.scale.activities_per_category,
+            "ranks": [a.rank for a in scale_activities(runtime)]}
+    return inputs
+
+
+def _stored_activities(artifact: Artifact) -> tuple[Activity, ...]:
+    """The activities an artifact was built over (its key names the subset, if any)."""
+    subset = artifact.provenance["inputs"].get("activities_subset")
+    activities = load_activities()
+    if subset is None:
+        return activities
+    ranks = set(subset["ranks"])
+    return tuple(a for a in activities if a.rank in ranks)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,9 +133,9 @@ class PreferenceSetup:
 
 
 def preference_setup(runtime: ModelRuntime, token_budget: int) -> PreferenceSetup:
-    """Render, tokenize and batch the 4032 prompts once; resolve the A/B tokens."""
+    """Render, tokenize and batch the prompts (4032 at full size) once; resolve the A/B tokens."""
     spec, tokenizer = runtime.spec, runtime.tokenizer
-    activities = load_activities()
+    activities = scale_activities(runtime)
     prompts = build_preference_prompts(tokenizer, activities, fmt=spec.prompt_format,
                                        chat_template_args=dict(spec.chat_template_args))
     choice = resolve_choice_tokens(tokenizer, prompts[0].rendered, fmt=spec.prompt_format)
@@ -240,7 +263,7 @@ def load_preferences(artifact: Artifact) -> BaselinePreferences:
 
     tensors = load_file(str(artifact.file("preferences.safetensors")))
     return BaselinePreferences(
-        activities=load_activities(),
+        activities=_stored_activities(artifact),
         logit_diff=tensors["logit_diff"], ratings=tensors["bradley_terry"],
         elo_mean=tensors["elo_mean"], elo_sd=tensors["elo_sd"],
         choice_tokens=json.loads(artifact.file("choice_tokens.json").read_text()),
@@ -301,7 +324,7 @@ def activity_probes_stage(runtime: ModelRuntime, store: ArtifactStore, vectors: 
 
         per_layer = np.stack([vectors.at(layer) for layer in layers])  # [L, E, d]
         spec = runtime.spec
-        values = activity_probe_values(runtime.model, runtime.tokenizer, load_activities(),
+        values = activity_probe_values(runtime.model, runtime.tokenizer, scale_activities(runtime),
                                        per_layer, layers, fmt=spec.prompt_format,
                                        chat_template_args=dict(spec.chat_template_args))
         save_file({"cosine": values}, str(work / "activity_probes.safetensors"))
