@@ -2,6 +2,7 @@
 
     python benchmarks/bench_real_stages.py [--model smollm2_135m] [--calls 8] [--new-tokens 256]
                                            [--gen-batch 8] [--neutral-calls 2] [--steering]
+                                           [--pairs 3] [--activities-per-category 8]
 
 The model must be registered and its weights resolvable (for smollm2_135m: the registry entry
 and `python -m pipeline fetch-models smollm2_135m`, or --model-path NAME=DIR). Every stage runs
@@ -15,13 +16,16 @@ work is what a stage cannot avoid:
   than the bare run: the ratio then says what the criterion saves net of its own cost;
 - activations / neutral_stats: the capture stage (hooks at every layer, in-hook reduction,
   tokenizing, writing) against a bare decoder forward over the same token batches;
-- preferences: the baseline stage over all 4032 prompts against a bare decoder forward over the
-  same batches;
+- preferences: the baseline stage over the prompts of `--activities-per-category` (8: all 4032;
+  2: the ci scale's 240) against a bare decoder forward over the same batches;
 - with --steering, steered_preferences (top_k 1: the exemplars, one more and the control)
   against one bare forward over the prompts it reruns per condition.
 
-Prints one JSON line per stage (wall_s, bare_s, ratio) and a summary line. Machines here are
-shared: compare ratios within one run, and rerun when a ratio looks off.
+Each stage and its bare work run alternately, A B A B (`--pairs` of each, a fresh artifact
+folder per stage run), and the ratio is the median of the per-pair ratios: machines here are
+shared, the load drifts over minutes, and a pair run back to back sees about the same load.
+Prints one JSON line per stage (median wall_s and bare_s, ratio, pair_ratios) and a summary
+line with the load average before and after.
 """
 
 from __future__ import annotations
