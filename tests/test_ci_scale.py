@@ -107,3 +107,43 @@ def test_every_preference_row_states_the_reduced_size_and_a_full_one_says_nothin
     signal = SimpleNamespace(unmet=lambda: None, note=lambda: "", p_value=0.01)
     assert note in v11_row("m", fx, signal=signal).explanation
     assert note in v10_control_row("m", fx).explanation
+
+
+class _Item:
+    """The parts of a pytest item that the expected-outcome marking reads and writes."""
+
+    def __init__(self, markers: dict, model: str):
+        self.markers, self.added = markers, []
+        self.callspec = SimpleNamespace(params={"model_spec": SimpleNamespace(name=model)})
+
+    def get_closest_marker(self, name):
+        return self.markers.get(name)
+
+    def add_marker(self, marker):
+        self.added.append(marker)
+
+
+def test_a_check_that_is_not_a_row_takes_its_expected_failure_from_the_outcomes_file(
+        tmp_path, monkeypatch):
+    import fixtures.scorecard as plugin
+
+    path = tmp_path / "expected.toml"
+    path.write_text('[m]\ncorpus = "too small a scale"\n')
+    monkeypatch.setattr(plugin, "EXPECTED_OUTCOMES", path)
+    corpus = _Item({"outcome": pytest.mark.outcome("corpus").mark}, "m")
+    other = _Item({"outcome": pytest.mark.outcome("corpus").mark}, "n")
+    plain = _Item({}, "m")
+    plugin.pytest_collection_modifyitems(None, [corpus, other, plain])
+    assert other.added == plain.added == []
+    (mark,) = corpus.added
+    assert mark.name == "xfail" and mark.kwargs["strict"] is True
+    assert mark.kwargs["raises"] is AssertionError and mark.kwargs["reason"] == "too small a scale"
+
+
+def test_every_smollm2_row_and_its_corpus_check_have_a_measured_expected_outcome():
+    from fixtures.scorecard import load_expected_outcomes
+    from pipeline.scorecard import load_criteria
+
+    entries = load_expected_outcomes()["smollm2_135m"]
+    assert set(entries) == {*load_criteria(), "corpus"}
+    assert all("ci scale" in reason for reason in entries.values())
