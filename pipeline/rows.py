@@ -383,8 +383,8 @@ def activities_note(n: int) -> str:
     per = n // len(ACTIVITY_CATEGORIES)
     return (f" Reduced at this scale: {n} of Table 9's {N_ACTIVITIES} activities (the first {per} "
             f"of each category), {n * (n - 1)} ordered prompts instead of "
-            f"{N_ACTIVITIES * (N_ACTIVITIES - 1)}, {n // 2} of them steered instead of "
-            f"{N_ACTIVITIES // 2}.")
+            f"{N_ACTIVITIES * (N_ACTIVITIES - 1)}; {n // 2} of the {n} activities steered instead "
+            f"of {N_ACTIVITIES // 2}.")
 
 
 def plan_note(n: int) -> str:

@@ -99,7 +99,8 @@ def test_every_preference_row_states_the_reduced_size_and_a_full_one_says_nothin
     assert activities_note(64) == ""
     note = activities_note(16)
     for part in ("16 of Table 9's 64 activities", "first 2 of each category",
-                 "240 ordered prompts instead of 4032", "8 of them steered instead of 32"):
+                 "240 ordered prompts instead of 4032",
+                 "8 of the 16 activities steered instead of 32"):
         assert part in note
     delta = np.array([0.3, -0.2, 0.1])
     fx = Effects(("a", "b", "c"), np.array([0.5, -0.4, 0.2]), delta,
