@@ -2,6 +2,7 @@
 
     python benchmarks/bench_real_stages.py [--model smollm2_135m] [--calls 8] [--new-tokens 256]
                                            [--gen-batch 8] [--neutral-calls 2] [--steering]
+                                           [--pairs 3] [--activities-per-category 8]
 
 The model must be registered and its weights resolvable (for smollm2_135m: the registry entry
 and `python -m pipeline fetch-models smollm2_135m`, or --model-path NAME=DIR). Every stage runs
@@ -15,19 +16,24 @@ work is what a stage cannot avoid:
   than the bare run: the ratio then says what the criterion saves net of its own cost;
 - activations / neutral_stats: the capture stage (hooks at every layer, in-hook reduction,
   tokenizing, writing) against a bare decoder forward over the same token batches;
-- preferences: the baseline stage over all 4032 prompts against a bare decoder forward over the
-  same batches;
+- preferences: the baseline stage over the prompts of `--activities-per-category` (8: all 4032;
+  2: the ci scale's 240) against a bare decoder forward over the same batches;
 - with --steering, steered_preferences (top_k 1: the exemplars, one more and the control)
   against one bare forward over the prompts it reruns per condition.
 
-Prints one JSON line per stage (wall_s, bare_s, ratio) and a summary line. Machines here are
-shared: compare ratios within one run, and rerun when a ratio looks off.
+Each stage and its bare work run alternately, A B A B (`--pairs` of each, a fresh artifact
+folder per stage run), and the ratio is the median of the per-pair ratios: machines here are
+shared, the load drifts over minutes, and a pair run back to back sees about the same load.
+Prints one JSON line per stage (median wall_s and bare_s, ratio, pair_ratios) and a summary
+line with the load average before and after.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import sys
 import tempfile
 import time
@@ -59,7 +65,7 @@ TARGET = 1.15
 QUIET = StageSettings(log=lambda message: None)
 
 
-REPEATS = 2  # set from --repeats: each timing is the best of this many runs
+PAIRS = 3  # set from --pairs: stage/bare pairs per stage
 
 
 def timed(fn):
@@ -68,11 +74,22 @@ def timed(fn):
     return out, time.perf_counter() - started
 
 
-def best(make, repeats: int | None = None):
-    """Best of `repeats` runs of make(i)() (a fresh folder per run, so no cache hit): the
-    machine is shared, and the minimum is the least disturbed run. Returns (last out, best s)."""
-    runs = [timed(make(i)) for i in range(repeats or REPEATS)]
-    return runs[-1][0], min(seconds for _, seconds in runs)
+def paired(make_stage, make_bare, pairs: int | None = None):
+    """Stage and bare work alternate, A B A B ... (`pairs` of each; make_stage(i) gets a fresh
+    folder per run, so no cache hit). On a shared machine the load drifts over minutes, and
+    a pair run back to back sees about the same load: the ratio is the median of the per-pair
+    ratios, not a ratio of separately taken bests. Returns (last stage output, last bare
+    output, median stage s, median bare s, median ratio, per-pair ratios)."""
+    walls, bares, ratios = [], [], []
+    out = bare_out = None
+    for i in range(pairs or PAIRS):
+        out, wall = timed(make_stage(i))
+        bare_out, bare = timed(make_bare(i))
+        walls.append(wall)
+        bares.append(bare)
+        ratios.append(wall / bare)
+    return (out, bare_out, statistics.median(walls), statistics.median(bares),
+            statistics.median(ratios), ratios)
 
 
 def bare_generate(runtime, jobs, settings: SamplingSettings, batch_size: int) -> int:
@@ -117,9 +134,12 @@ def capture_batches(tokenizer, texts, max_tokens: int, token_budget: int):
     return out
 
 
-def report(stage: str, wall: float, bare: float, **extra) -> dict:
+def report(stage: str, result, **extra) -> dict:
+    """One JSON line: median stage and bare seconds, the median of the per-pair ratios."""
+    _, _, wall, bare, ratio, ratios = result
     row = {"stage": stage, "wall_s": round(wall, 2), "bare_s": round(bare, 2),
-           "ratio": round(wall / bare, 3), "target": TARGET, **extra}
+           "ratio": round(ratio, 3), "pair_ratios": [round(r, 3) for r in ratios],
+           "target": TARGET, **extra}
     print(json.dumps(row), flush=True)
     return row
 
@@ -129,13 +149,14 @@ def corpus_row(kind, runtime, store_dir, jobs, sampling, batch_size):
     bare_settings = SamplingSettings(max_new_tokens=sampling.max_new_tokens,
                                      temperature=sampling.temperature, top_p=sampling.top_p,
                                      seed=sampling.seed)
-    bare_tokens, bare = best(lambda i: lambda: bare_generate(runtime, jobs, bare_settings,
-                                                             batch_size))
-    summary, wall = best(lambda i: lambda: generate_corpus(
-        kind=kind, jobs=jobs, model=runtime.model, tokenizer=runtime.tokenizer, spec=spec,
-        settings=sampling, work_dir=store_dir / (kind if i == 0 else f"{kind}-{i}"),
-        batch_size=batch_size, show_progress=False))
-    return report(kind, wall, bare, calls=len(jobs), batch=batch_size,
+    result = paired(
+        lambda i: lambda: generate_corpus(
+            kind=kind, jobs=jobs, model=runtime.model, tokenizer=runtime.tokenizer, spec=spec,
+            settings=sampling, work_dir=store_dir / (kind if i == 0 else f"{kind}-{i}"),
+            batch_size=batch_size, show_progress=False),
+        lambda i: lambda: bare_generate(runtime, jobs, bare_settings, batch_size))
+    summary, bare_tokens = result[0], result[1]
+    return report(kind, result, calls=len(jobs), batch=batch_size,
                   max_new_tokens=sampling.max_new_tokens, bare_generated_tokens=bare_tokens,
                   items=summary["n_items"], calls_hit_limit=summary["n_calls_hit_length_limit"])
 
@@ -151,15 +172,21 @@ def main() -> None:
     parser.add_argument("--token-budget", type=int, default=8192)
     parser.add_argument("--steering", action="store_true", help="also time steered conditions")
     parser.add_argument("--skip-preferences", action="store_true")
-    parser.add_argument("--repeats", type=int, default=2,
-                        help="best of N for generation and capture (preferences run once)")
+    parser.add_argument("--pairs", type=int, default=3,
+                        help="stage/bare pairs per stage, alternated (ratio: their median)")
+    parser.add_argument("--activities-per-category", type=int, default=8,
+                        help="preference experiment size: the first k of each Table 9 category "
+                        "(8: all 64 activities, 4032 prompts; 2: 16 activities, 240 prompts, "
+                        "as at the ci scale)")
     args = parser.parse_args()
-    global REPEATS
-    REPEATS = args.repeats
+    global PAIRS
+    PAIRS = args.pairs
 
     spec = get_spec(args.model)
     location = resolve_weights(spec, {spec.name: args.model_path} if args.model_path else {})
-    scale = ScalePreset("bench", 1, 12, args.new_tokens, 1, 12, args.new_tokens)
+    scale = ScalePreset("bench", 1, 12, args.new_tokens, 1, 12, args.new_tokens,
+                        activities_per_category=args.activities_per_category)
+    load_before = os.getloadavg()
     runtime = ModelRuntime(spec, location, device="cpu")
     rows = []
     started = time.perf_counter()
@@ -190,23 +217,24 @@ def main() -> None:
 
         class Fake:  # an Artifact stand-in over the corpus folders: load_items reads .path
             def __init__(self, path, key):
-                self.path, self.key, self.provenance = path, key, {}
+                self.path, self.key, self.provenance = path, key, {"inputs": {}}
 
         stories, neutral = Fake(root / "stories", "bench-stories"), Fake(root / "neutral",
                                                                           "bench-neutral")
         texts = [it["text"] for it in read_records(stories.path, "items")]
         batches = capture_batches(runtime.tokenizer, texts, MAX_STORY_TOKENS, args.token_budget)
-        _, bare = best(lambda i: lambda: bare_forward(runtime.model, batches))
-        _, wall = best(lambda i: lambda: activations_stage(
-            runtime, ArtifactStore(root / f"store-a{i}"), stories, settings))
-        rows.append(report("activations", wall, bare, stories=len(texts)))
+        story_batches = batches
+        rows.append(report("activations", paired(
+            lambda i: lambda: activations_stage(
+                runtime, ArtifactStore(root / f"store-a{i}"), stories, settings),
+            lambda i: lambda: bare_forward(runtime.model, story_batches)), stories=len(texts)))
         dialogues = [it["text"] for it in load_items(neutral)]
         batches = capture_batches(runtime.tokenizer, dialogues, MAX_NEUTRAL_TOKENS,
                                   args.token_budget)
-        _, bare = best(lambda i: lambda: bare_forward(runtime.model, batches))
-        _, wall = best(lambda i: lambda: neutral_stats_stage(
-            runtime, ArtifactStore(root / f"store-n{i}"), neutral, settings))
-        rows.append(report("neutral_stats", wall, bare, dialogues=len(dialogues)))
+        rows.append(report("neutral_stats", paired(
+            lambda i: lambda: neutral_stats_stage(
+                runtime, ArtifactStore(root / f"store-n{i}"), neutral, settings),
+            lambda i: lambda: bare_forward(runtime.model, batches)), dialogues=len(dialogues)))
 
         if not args.skip_preferences:
             from pipeline.measures.results import load_preferences
@@ -217,16 +245,21 @@ def main() -> None:
             )
 
             prefs = PreferenceSettings.for_device("cpu", log=lambda m: None)
-            artifact, wall = timed(lambda: preferences_stage(runtime, store, prefs))
             setup = preference_setup(runtime, prefs.token_budget)
             forward = [{"input_ids": b.input_ids, "attention_mask": b.attention_mask,
                         "position_ids": b.position_ids} for b in setup.batches]
-            _, bare = timed(lambda: bare_forward(runtime.model, forward))
-            rows.append(report("preferences", wall, bare, prompts=len(setup.prompts)))
+            result = paired(
+                lambda i: lambda: preferences_stage(
+                    runtime, store if i == 0 else ArtifactStore(root / f"store-p{i}"), prefs),
+                lambda i: lambda: bare_forward(runtime.model, forward))
+            rows.append(report("preferences", result, prompts=len(setup.prompts)))
+            artifact = preferences_stage(runtime, store, prefs)  # the first run's, cached
             if args.steering:
                 rows.append(steering_row(runtime, store, load_preferences(artifact), setup,
                                          prefs))
     summary = {"model": spec.name, "device": "cpu", "threads": torch.get_num_threads(),
+               "pairs": args.pairs, "load_average_1min_before_after": [
+                   round(load_before[0], 2), round(os.getloadavg()[0], 2)],
                "total_s": round(time.perf_counter() - started, 1),
                "worst": max(rows, key=lambda r: r["ratio"])["stage"],
                "within_target": [r["stage"] for r in rows if r["ratio"] <= TARGET],
@@ -238,8 +271,14 @@ def steering_row(runtime, store, baseline, setup, prefs):
     """steered_preferences with top_k 1 on planted vectors, against bare reruns per condition."""
     import numpy as np
 
+    from pipeline.inputs.experiment import EXEMPLARS
     from pipeline.inputs.stimuli import load_emotions
-    from pipeline.measures.results import EmotionVectors, load_activity_probes
+    from pipeline.measures.results import (
+        EmotionVectors,
+        load_activity_probes,
+        preference_correlations,
+    )
+    from pipeline.model.steering_plan import select_emotions
     from pipeline.stages.preferences import activity_probes_stage, steered_preferences_stage
 
     emotions = load_emotions()
@@ -250,13 +289,25 @@ def steering_row(runtime, store, baseline, setup, prefs):
                              mean_norms=np.full(config.num_hidden_layers, 10.0), pcs=(),
                              counts=np.full(len(emotions), 12), key="bench-planted")
     probes = load_activity_probes(activity_probes_stage(runtime, store, vectors, prefs))
-    artifact, wall = timed(lambda: steered_preferences_stage(runtime, store, baseline, probes,
-                                                             vectors, prefs, top_k=1))
-    n_conditions = artifact.provenance["result"]["n_conditions"]
+    # The conditions the stage will run: top_k 1 plus the exemplars, and the control.
+    n_conditions = 1 + len(select_emotions(
+        probes.emotions, preference_correlations(probes, baseline), top_k=1, always=EXEMPLARS,
+        exclude=vectors.missing))
     rerun = [{"input_ids": b.input_ids, "attention_mask": b.attention_mask,
               "position_ids": b.position_ids} for b in setup.batches if b.group == 1]
-    _, one = timed(lambda: bare_forward(runtime.model, rerun))
-    return report("steered_preferences", wall, one * n_conditions, conditions=n_conditions,
+    root = Path(store.root)
+
+    def bare() -> None:
+        for _ in range(n_conditions):
+            bare_forward(runtime.model, rerun)
+
+    result = paired(
+        lambda i: lambda: steered_preferences_stage(
+            runtime, ArtifactStore(root.parent / f"store-s{i}"), baseline, probes, vectors,
+            prefs, top_k=1),
+        lambda i: bare)
+    assert result[0].provenance["result"]["n_conditions"] == n_conditions
+    return report("steered_preferences", result, conditions=n_conditions,
                   note="bare = one full forward over the rerun prompts per condition; the stage "
                        "replays the layers below the steering layer and adds a check pass")
 

@@ -9,6 +9,7 @@ interval; the row's value is a rate difference with Newcombe's interval, which m
 import pytest
 
 from pipeline.inputs.experiment import RANDOM, UNSTEERED, Cell
+from pipeline.inputs.scale import PAPER_STRENGTHS
 from pipeline.measures.blackmail_judge import (
     accuracy,
     classify_rule_based,
@@ -91,6 +92,8 @@ def _compare(
     random_cell = Cell(RANDOM, 0.05).id
     control = counts_by_cell.get(random_cell)
     control_text = f" Matched-norm random +0.05: {rate_text(control)}." if control else ""
+    reduced = (f" Reduced at this scale: strengths {list(config.strengths)} only (the paper's "
+               f"{list(PAPER_STRENGTHS)})." if tuple(config.strengths) != PAPER_STRENGTHS else "")
     result = blackmail_row(
         criterion,
         runtime.spec.name,
@@ -101,7 +104,7 @@ def _compare(
         context=(
             f"{control_text} {config.n_rollouts} rollouts per cell of at most "
             f"{config.max_new_tokens} tokens; judged by {description}; unjudged rollouts "
-            f"({high.unjudged} and {low.unjudged}) are excluded from the rates."
+            f"({high.unjudged} and {low.unjudged}) are excluded from the rates.{reduced}"
         ),
         method=(
             f"steering at layers {list(runtime.spec.steering_layers)} on every token, strength "

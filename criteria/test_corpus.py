@@ -6,6 +6,7 @@ few samples in the report. An emotion with no usable story has no vector: the ch
 names it, and every row leaves it out and says so (the rows still run).
 """
 
+import pytest
 from safetensors.numpy import load_file
 
 from pipeline.inputs.stimuli import load_emotions
@@ -21,6 +22,9 @@ def per_emotion_counts(activations) -> dict[str, int]:
     return {e: int(c) for e, c in zip(load_emotions(), counts, strict=True)}
 
 
+# A scale too small to give every emotion a story (ci on a real model) fails this check by
+# design: data/expected_outcomes.toml says so under the key "corpus".
+@pytest.mark.outcome("corpus")
 def test_every_emotion_has_usable_generated_stories(runtime, stories, activations, scorecard):
     summary = dict(stories.provenance.get("result", {}))
     summary.update({f"capture_{k}": v for k, v in activations.provenance["result"].items()})

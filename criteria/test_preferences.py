@@ -30,7 +30,8 @@ def test_v08_preference_follows_valence(runtime, activity_probes, baseline_prefe
     result = v8_row(runtime.spec.name, activity_probes.emotions, activity_probes.values,
                     baseline_preferences.ratings, valence, signal=baseline_signal)
     result = scorecard.record(result, figures={"correlation-bars": correlation_bars(
-        activity_probes.emotions, preference_r, valence, runtime.spec.name)})
+        activity_probes.emotions, preference_r, valence, runtime.spec.name,
+        n_activities=len(baseline_preferences.activities))})
     scorecard.require(result)
 
 

@@ -118,7 +118,7 @@ def build(args: argparse.Namespace) -> int:
     run = StageRun(StageContext(
         runtime=runtime, store=store, settings=settings, generator=lambda: generator,
         stories_file=Path(args.stories_file) if args.stories_file else None,
-        blackmail=blackmail_config(runtime.scale.name, args.rollouts, args.rollout_tokens),
+        blackmail=blackmail_config(runtime.scale, args.rollouts, args.rollout_tokens),
     ))
     artifact = run.artifact(args.stage)
     summary = artifact.provenance.get("result", {})

@@ -576,8 +576,8 @@ def test_m1_precondition_at_its_threshold(rank_sum, readable):
 
 
 def test_m1_labels_name_table3_prompts_and_probed_emotions():
-    from pipeline.mirroring import DEFAULT_EMOTIONS, USER_EMOTIONS
-    from pipeline.stimuli import load_mirroring_prompts
+    from pipeline.inputs.stimuli import load_mirroring_prompts
+    from pipeline.measures.mirroring import DEFAULT_EMOTIONS, USER_EMOTIONS
 
     titles = {p.title for p in load_mirroring_prompts()}
     assert set(USER_EMOTIONS) <= titles

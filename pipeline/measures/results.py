@@ -112,12 +112,23 @@ class BaselinePreferences:
         return [a.category for a in self.activities]
 
 
+def stored_activities(artifact: Artifact) -> tuple[Activity, ...]:
+    """The activities an artifact was built over: all of Table 9's, or the subset its key names
+    (a reduced scale's first k of each category)."""
+    subset = artifact.provenance["inputs"].get("activities_subset")
+    activities = load_activities()
+    if subset is None:
+        return activities
+    ranks = set(subset["ranks"])
+    return tuple(a for a in activities if a.rank in ranks)
+
+
 def load_preferences(artifact: Artifact) -> BaselinePreferences:
     from safetensors.numpy import load_file
 
     tensors = load_file(str(artifact.file("preferences.safetensors")))
     return BaselinePreferences(
-        activities=load_activities(),
+        activities=stored_activities(artifact),
         logit_diff=tensors["logit_diff"], ratings=tensors["bradley_terry"],
         elo_mean=tensors["elo_mean"], elo_sd=tensors["elo_sd"],
         choice_tokens=json.loads(artifact.file("choice_tokens.json").read_text()),

@@ -56,6 +56,21 @@ def steered_activities(activities: Sequence[Activity], parity: str = SPLIT_PARIT
     return steered
 
 
+def first_per_category(activities: Sequence[Activity], k: int) -> tuple[Activity, ...]:
+    """The first k activities of each category, Table 9 order kept: a smaller preference
+    experiment (the ci scale) that still covers every category. With an even k the steered
+    split (`steered_activities` on the result) takes k/2 of each category, as at full size."""
+    if k < 1:
+        raise ValueError(f"k={k}; expected at least 1 activity per category")
+    seen: dict[str, int] = {}
+    kept = []
+    for activity in activities:
+        seen[activity.category] = seen.get(activity.category, 0) + 1
+        if seen[activity.category] <= k:
+            kept.append(activity)
+    return tuple(kept)
+
+
 def select_emotions(
     emotions: Sequence[str],
     r: np.ndarray,

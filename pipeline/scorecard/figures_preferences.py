@@ -37,7 +37,7 @@ def category_ratings(ratings: np.ndarray, categories: Sequence[str], title: str,
 
 
 def correlation_bars(emotions: Sequence[str], r: np.ndarray, valence: dict[str, str],
-                     title: str, threshold: float = 0.3):
+                     title: str, threshold: float = 0.3, n_activities: int = 64):
     """All emotions' probe-preference r, sorted, coloured by (harness-authored) valence."""
     order = sorted(range(len(emotions)), key=lambda i: -np.nan_to_num(r[i], nan=-2.0))
     fig, ax = plt.subplots(figsize=(max(12, len(emotions) * 0.11), 4.8))
@@ -46,7 +46,7 @@ def correlation_bars(emotions: Sequence[str], r: np.ndarray, valence: dict[str, 
     ax.set_xticks(range(len(order)), [emotions[i] for i in order], rotation=90, fontsize=5)
     for y in (threshold, -threshold):
         ax.axhline(y, color="0.4", lw=0.8, ls="--")
-    ax.set_ylabel("Pearson r (probe vs rating, 64 activities)")
+    ax.set_ylabel(f"Pearson r (probe vs rating, {n_activities} activities)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in VALENCE_COLOURS.values()]
     ax.legend(handles, [f"{v} (harness label)" for v in VALENCE_COLOURS], fontsize=8)
     ax.set_title(f"{title}: emotion probe vs preference, by emotion (dashed: |r| = {threshold})")

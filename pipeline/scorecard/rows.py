@@ -23,7 +23,7 @@ from pipeline.inputs.experiment import (
     PREFERENCE_STRENGTH,
     SPLIT_WORDS,
 )
-from pipeline.inputs.stimuli import load_numerical_templates
+from pipeline.inputs.stimuli import ACTIVITY_CATEGORIES, load_numerical_templates
 from pipeline.measures.blackmail_judge import VerdictCounts
 from pipeline.measures.implicit import ImplicitScores, implicit_scores
 from pipeline.measures.logit_lens import TOP_K, VALENCE_PAIRS
@@ -59,6 +59,8 @@ from pipeline.measures.stats import (
     wilson_interval,
 )
 from pipeline.scorecard.results import CriterionResult, count_threshold, judge, load_criteria
+
+N_ACTIVITIES = 64  # Table 9
 
 # The rows the layer sweep evaluates at each layer, in scorecard order.
 SWEEP_CRITERIA: tuple[str, ...] = ("V1", "V2", "V3", "V4", "V5", "V6", "V9", "V10",
@@ -255,7 +257,7 @@ def v7_row(model: str, prefs: BaselinePreferences, signal: PreferenceSignal) -> 
             f"equal activities); order-averaged Bradley-Terry gives a gap of "
             f"{averaged_gap.gap:.0f}; iterative Elo (K=32, 10 seeds) gives a gap of {elo_gap.gap:.0f} (rating sd over "
             f"seeds at most {prefs.elo_sd.max():.1f}); Spearman with Claude's Table 9 Elo "
-            f"{rho:.2f}; {signal.text()}."
+            f"{rho:.2f}; {signal.text()}.{activities_note(len(prefs.activities))}"
         ),
         method=RATING_METHOD + "; secondary: order-averaged Bradley-Terry, and iterative Elo "
         "K=32, start 1500, mean over 10 seeds",
@@ -302,7 +304,7 @@ def v8_row(model: str, emotions: Sequence[str], probe_values: np.ndarray, rating
             f"blissful r {r_of.get('blissful', np.nan):+.2f}, "
             f"hostile r {r_of.get('hostile', np.nan):+.2f} "
             "(Claude: +0.71, -0.74). Value = the smaller of the two counts"
-            f"{signal.note()}."
+            f"{signal.note()}.{activities_note(probe_values.shape[0])}"
         ),
         method=PROBE_METHOD,
         harness_authored=VALENCE_NOTE,
@@ -333,6 +335,7 @@ def v9_row(model: str, emotions: Sequence[str], probe_values: np.ndarray, rating
         explanation=(
             "strongest: " + ", ".join(f"{emotions[i]} {r[i]:+.2f}" for i in strongest[:5])
             + f"; median |r| {np.nanmedian(np.abs(r)):.2f}{signal.note()}."
+            + activities_note(probe_values.shape[0])
         ),
         method=PROBE_METHOD,
         details={"n_strong": count, "n_emotions": len(emotions),
@@ -352,6 +355,7 @@ class Effects:
     delta: np.ndarray  # [C] mean Delta-Elo
     per_activity: np.ndarray  # [C, 32]
     control: np.ndarray  # [32] Delta-Elo of the random direction per steered activity
+    n_activities: int = N_ACTIVITIES  # activities in the experiment (fewer on the ci scale)
 
     def of(self, name: str) -> float:
         return float(self.delta[self.names.index(name)])
@@ -367,7 +371,8 @@ def steering_effects(results: SteeringResults, probe_emotions: Sequence[str],
     _, control = delta_elo(results.ratings[[results.index(CONTROL)]], results.baseline_ratings,
                            results.steered)
     chosen = np.array([r[list(probe_emotions).index(n)] for n in names])
-    return Effects(names, chosen, delta, per_activity, control[0])
+    return Effects(names, chosen, delta, per_activity, control[0],
+                   n_activities=int(results.baseline_ratings.shape[0]))
 
 
 def _where(results: SteeringResults) -> str:
@@ -379,13 +384,24 @@ def _where(results: SteeringResults) -> str:
 V11_REFERENCE_N = 36
 
 
+def activities_note(n: int) -> str:
+    """'' with all of Table 9's activities, else a sentence giving the reduced experiment's size."""
+    if n >= N_ACTIVITIES:
+        return ""
+    per = n // len(ACTIVITY_CATEGORIES)
+    return (f" Reduced at this scale: {n} of Table 9's {N_ACTIVITIES} activities (the first {per} "
+            f"of each category), {n * (n - 1)} ordered prompts instead of "
+            f"{N_ACTIVITIES * (N_ACTIVITIES - 1)}; {n // 2} of the {n} activities steered instead "
+            f"of {N_ACTIVITIES // 2}.")
+
+
 def plan_note(n: int) -> str:
     """'' at the paper's plan size, else a sentence saying fewer emotions were steered."""
     if n >= N_TOP_EMOTIONS:
         return ""
     return (f" Fewer steered emotions than the paper's {N_TOP_EMOTIONS} + exemplars: this scale "
-            f"steers {n} (top by |r| plus {', '.join(EXEMPLARS)}), each a full rerun of the "
-            "4032 prompts.")
+            f"steers {n} (top by |r| plus {', '.join(EXEMPLARS)}), each a rerun of the "
+            "preference prompts.")
 
 
 def v10_row(model: str, fx: Effects, results: SteeringResults, *,
@@ -401,6 +417,7 @@ def v10_row(model: str, fx: Effects, results: SteeringResults, *,
             f"fit {slope:.3g} Elo per unit r; Delta-Elo ranges {fx.delta.min():+.3g} .. "
             f"{fx.delta.max():+.3g}; the random direction moves the steered activities "
             f"{fx.control.mean():+.3g}{signal.note()}.{plan_note(len(fx.names))}"
+            f"{activities_note(fx.n_activities)}"
         ),
         method=STEERING_METHOD,
         details={"emotions": list(fx.names), "r": fx.r.tolist(), "delta_elo": fx.delta.tolist(),
@@ -434,7 +451,7 @@ def v11_row(model: str, fx: Effects, *, signal: PreferenceSignal) -> CriterionRe
         explanation=(
             f"{_exemplar(fx, 'blissful')}, {_exemplar(fx, 'hostile')} "
             f"(Claude: +212, -303); wrong sign: {', '.join(disagree) or 'none'}."
-            f"{plan_note(len(fx.names))}{scaled}"
+            f"{plan_note(len(fx.names))}{scaled}{activities_note(fx.n_activities)}"
         ),
         method=STEERING_METHOD,
         details={"agree": count, "n": len(fx.names), "wrong_sign": disagree,
@@ -457,7 +474,7 @@ def v10_control_row(model: str, fx: Effects) -> CriterionResult:
         explanation=(
             f"random direction (seeded, same norm, same tokens) {fx.control.mean():+.3g} Elo "
             f"against a median |Delta-Elo| of {median:.3g} over the {len(fx.names)} steered "
-            "emotions."
+            f"emotions.{activities_note(fx.n_activities)}"
         ),
         method=STEERING_METHOD + "; control: a seeded standard-normal direction, unit norm",
         details={"control_delta_elo": float(fx.control.mean()),

@@ -17,6 +17,7 @@ from typing import Any
 
 from pipeline.inputs.artifacts import Artifact, ArtifactStore
 from pipeline.inputs.experiment import STAGE_VERSIONS
+from pipeline.inputs.scale import ScalePreset
 from pipeline.measures.results import (
     load_activity_probes,
     load_judgments,
@@ -33,11 +34,6 @@ from pipeline.stages import behaviour, extraction, preferences, readouts
 from pipeline.stages.behaviour import BlackmailConfig, JudgeConfig, MirroringConfig
 from pipeline.stages.extraction import StageSettings
 from pipeline.stages.preferences import PreferenceSettings
-
-# The blackmail rollouts at the smoke scale (the tiny models' default): few and short, so CI
-# runs B1/B2 end to end; every other scale runs the paper-sized 50 rollouts of 2048 tokens.
-SMOKE_ROLLOUTS = 8
-SMOKE_ROLLOUT_TOKENS = 24
 
 
 @dataclass
@@ -60,18 +56,20 @@ class StageContext:
             self.preference_settings = PreferenceSettings.for_device(self.runtime.device,
                                                                      log=self.settings.log)
         if self.blackmail is None:
-            self.blackmail = blackmail_config(self.runtime.scale.name)
+            self.blackmail = blackmail_config(self.runtime.scale)
         if self.judge_config is None:
             self.judge_config = JudgeConfig(method=self.runtime.spec.blackmail_judge)
 
 
-def blackmail_config(scale: str, n_rollouts: int | None = None,
+def blackmail_config(scale: ScalePreset, n_rollouts: int | None = None,
                      max_new_tokens: int | None = None) -> BlackmailConfig:
-    smoke = scale == "smoke"
+    """The blackmail rollouts of a scale preset (count, length, strengths), with the command
+    line's overrides: smoke runs 8 of 24 tokens, ci 4 of 64 at 0 and +0.05 only, the other
+    scales the paper's 50 of 2048 tokens at every strength (pipeline/inputs/scale.py)."""
     return BlackmailConfig(
-        n_rollouts=n_rollouts if n_rollouts is not None else (SMOKE_ROLLOUTS if smoke else 50),
-        max_new_tokens=(max_new_tokens if max_new_tokens is not None
-                        else (SMOKE_ROLLOUT_TOKENS if smoke else 2048)),
+        n_rollouts=n_rollouts if n_rollouts is not None else scale.rollouts,
+        max_new_tokens=max_new_tokens if max_new_tokens is not None else scale.rollout_tokens,
+        strengths=scale.rollout_strengths,
     )
 
 

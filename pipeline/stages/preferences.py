@@ -61,6 +61,7 @@ from pipeline.model.ab_pass import (
 from pipeline.model.activity_probes import activity_probe_values
 from pipeline.model.runtime import ModelRuntime
 from pipeline.model.steering_plan import (
+    first_per_category,
     prompt_has_steered,
     select_emotions,
     steered_activities,
@@ -89,14 +90,26 @@ def _version(stage: str) -> dict[str, Any]:
     return {"stage": stage, "code_version": STAGE_VERSIONS[stage]}
 
 
+def scale_activities(runtime: ModelRuntime) -> tuple[Activity, ...]:
+    """The activities of this scale's preference experiment: all 64, or the first k of each
+    Table 9 category (`ScalePreset.activities_per_category`)."""
+    return first_per_category(load_activities(), runtime.scale.activities_per_category)
+
+
 def _prompt_inputs(runtime: ModelRuntime) -> dict[str, Any]:
-    return {
+    inputs = {
         "model": runtime.identity(),
         "prompt_format": runtime.spec.prompt_format,
         "chat_template_args": runtime.spec.chat_template_args,
         "stimuli": {"activities": stimuli_digest("activities"),
                     "prompts": stimuli_digest("preference_prompts")},
     }
+    if runtime.scale.reduced_preferences:
+        # Only a reduced experiment adds this key, so the full one keeps the key it always had.
+        inputs["activities_subset"] = {
+            "per_category": runtime.scale.activities_per_category,
+            "ranks": [a.rank for a in scale_activities(runtime)]}
+    return inputs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,9 +126,9 @@ class PreferenceSetup:
 
 
 def preference_setup(runtime: ModelRuntime, token_budget: int) -> PreferenceSetup:
-    """Render, tokenize and batch the 4032 prompts once; resolve the A/B tokens."""
+    """Render, tokenize and batch the prompts (4032 at full size) once; resolve the A/B tokens."""
     spec, tokenizer = runtime.spec, runtime.tokenizer
-    activities = load_activities()
+    activities = scale_activities(runtime)
     prompts = build_preference_prompts(tokenizer, activities, fmt=spec.prompt_format,
                                        chat_template_args=dict(spec.chat_template_args))
     choice = resolve_choice_tokens(tokenizer, prompts[0].rendered, fmt=spec.prompt_format)
@@ -246,7 +259,7 @@ def activity_probes_stage(runtime: ModelRuntime, store: ArtifactStore, vectors: 
 
         per_layer = np.stack([vectors.at(layer) for layer in layers])  # [L, E, d]
         spec = runtime.spec
-        values = activity_probe_values(runtime.model, runtime.tokenizer, load_activities(),
+        values = activity_probe_values(runtime.model, runtime.tokenizer, scale_activities(runtime),
                                        per_layer, layers, fmt=spec.prompt_format,
                                        chat_template_args=dict(spec.chat_template_args))
         save_file({"cosine": values}, str(work / "activity_probes.safetensors"))
