@@ -1,0 +1,1 @@
+"""Pure measures: numpy/scipy only, never torch."""
