@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from pipeline.measures.geometry import component_alignment
+from pipeline.measures.reliability import MIN_TOPICS_PER_HALF, SplitHalf
 from pipeline.scorecard import CriterionResult, judge
 
 VALENCE_SOURCE = ("valence labels are harness-authored from the paper's Table 12 clusters "
@@ -44,3 +45,47 @@ def g1_row(model: str, vectors: np.ndarray, emotions: Sequence[str],
                  "explained_pc1": fit.explained[0], "explained_pc2": fit.explained[1],
                  "n_emotions": len(fit.emotions), "missing": list(missing)},
     )
+
+
+def r1_row(model: str, split: SplitHalf, *, layer: int) -> CriterionResult:
+    """R1: the median split-half cosine; with fewer than 2 topics in a half, a computed FAIL
+    whose sentence says why (and with no topic in one half, no value at all)."""
+    n_a, n_b = (len(h) for h in split.halves)
+    n_scored = int(split.scored.sum())
+    unmet = ""
+    if not (n_a and n_b):
+        unmet = (f"cannot be computed: the stories span {n_a + n_b} topic(s), and a split by "
+                 "topic needs at least 2 (one per half); use --scale cpu or larger")
+    elif not split.enough_topics:
+        unmet = (f"only {n_a} and {n_b} topic(s) per half: the interval over topics needs at "
+                 f"least {MIN_TOPICS_PER_HALF} in each (4 topics; --scale cpu or larger)")
+    unscored = split.unscored
+    value = split.median
+    return judge(
+        "R1", model, value, split.ci,
+        value_text="n/a" if np.isnan(value) else f"{value:.2f}",
+        explanation=(
+            f"Topics split alternately into {n_a} and {n_b}; {split.n_distinct} of {n_scored} "
+            "emotions have halves that agree better with each other than with any other "
+            "emotion's half"
+            + (f"; {len(unscored)} emotion(s) lack a usable story in one half and are left out"
+               f" ({', '.join(unscored[:5])}{' ...' if len(unscored) > 5 else ''})"
+               if unscored else "")
+            + (f"; lowest: {_lowest(split)}" if n_scored else "") + "."),
+        method=(f"story means at layer {layer}, neutral PCs projected out, per-half emotion "
+                "means centred across emotions; percentile bootstrap resampling topics within "
+                "each half"),
+        details={"layer": layer, "topics_a": list(split.halves[0]),
+                 "topics_b": list(split.halves[1]), "n_distinct": split.n_distinct,
+                 "n_scored": n_scored, "unscored": unscored,
+                 "cosines": {e: float(c) for e, c in zip(split.emotions, split.cosines,
+                                                         strict=True) if not np.isnan(c)}},
+        unmet_precondition=unmet,
+    )
+
+
+def _lowest(split: SplitHalf, k: int = 3) -> str:
+    scored = [(c, e) for e, c in zip(split.emotions, split.cosines, strict=True)
+              if not np.isnan(c)]
+    return ", ".join(f"{e} {c:.2f}" for c, e in sorted(scored)[:k])
+
