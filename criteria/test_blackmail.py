@@ -8,10 +8,11 @@ interval; the row's value is a rate difference with Newcombe's interval, which m
 
 import pytest
 
-from pipeline.behaviour_stages import RANDOM, UNSTEERED, Cell
+from pipeline.behaviour_stages import RANDOM, UNSTEERED, Cell, judged_text
 from pipeline.blackmail_judge import accuracy, classify_rule_based, count_verdicts, load_labelled
 from pipeline.figures_behaviour import blackmail_curve
 from pipeline.rows import blackmail_row, rate_text
+from pipeline.rows_controls import blackmail_evidence
 from pipeline.scorecard import judge
 from pipeline.stats import wilson_interval
 
@@ -47,6 +48,20 @@ def judge_description(judge_config, judge_runtime):
     )
 
 
+@pytest.fixture(scope="session")
+def rule_and_judge_verdicts(blackmail_rollouts, blackmail_judgments, judge_config):
+    """(rule, LLM judge) verdicts paired on every rollout where the LLM judge ran, else None:
+    the rule-based classifier is pure Python, so it reads the same texts here (issue 16)."""
+    if judge_config.method != "llm":
+        return None
+    rollouts, judgments = blackmail_judgments
+    prefill = blackmail_rollouts.provenance.get("result", {}).get("prefill", "")
+    texts = {(r["cell"], r["rollout"]): judged_text(r, prefill) for r in rollouts}
+    rule = [classify_rule_based(texts[(j["cell"], j["rollout"])], judge_config.target).verdict
+            for j in judgments]
+    return rule, [j["verdict"] for j in judgments]
+
+
 def _cell_details(counts) -> dict:
     out = {"yes": counts.yes, "no": counts.no, "unjudged": counts.unjudged, "rate": counts.rate}
     if counts.judged:
@@ -71,7 +86,8 @@ def _curves(counts_by_cell, config):
 
 
 def _compare(
-    criterion, runtime, counts_by_cell, config, judge_text, scorecard, *, high_cell, low_cell, claim
+    criterion, runtime, counts_by_cell, config, judge_text, scorecard, *, high_cell, low_cell, claim,
+    verdict_pairs=None,
 ):
     """Record rate(high_cell) - rate(low_cell) as `criterion`."""
     missing = [c for c in (high_cell, low_cell) if c not in counts_by_cell]
@@ -86,6 +102,10 @@ def _compare(
     random_cell = Cell(RANDOM, 0.05).id
     control = counts_by_cell.get(random_cell)
     control_text = f" Matched-norm random +0.05: {rate_text(control)}." if control else ""
+    rule, llm = verdict_pairs if verdict_pairs else (None, None)
+    evidence, evidence_details = blackmail_evidence(criterion, high, low,
+                                                    n_rollouts=config.n_rollouts, rule=rule,
+                                                    judge=llm)
     result = blackmail_row(
         criterion,
         runtime.spec.name,
@@ -96,7 +116,7 @@ def _compare(
         context=(
             f"{control_text} {config.n_rollouts} rollouts per cell of at most "
             f"{config.max_new_tokens} tokens; judged by {description}; unjudged rollouts "
-            f"({high.unjudged} and {low.unjudged}) are excluded from the rates."
+            f"({high.unjudged} and {low.unjudged}) are excluded from the rates.{evidence}"
         ),
         method=(
             f"steering at layers {list(runtime.spec.steering_layers)} on every token, strength "
@@ -111,6 +131,7 @@ def _compare(
             "temperature": config.temperature,
             "top_p": config.top_p,
             "judge": judge_details,
+            "evidence": evidence_details,
         },
     )
     curve = blackmail_curve(_curves(counts_by_cell, config), runtime.spec.name, paper=PAPER_POINTS)
@@ -154,6 +175,7 @@ def test_b1_desperation_raises_the_blackmail_rate(
         high_cell=Cell("desperate", 0.05).id,
         low_cell=UNSTEERED,
         claim="desperate +0.05 against unsteered",
+        verdict_pairs=request.getfixturevalue("rule_and_judge_verdicts"),
     )
 
 
@@ -175,4 +197,5 @@ def test_b2_calm_lowers_the_blackmail_rate(
         high_cell=UNSTEERED,
         low_cell=Cell("calm", 0.05).id,
         claim="unsteered against calm +0.05",
+        verdict_pairs=request.getfixturevalue("rule_and_judge_verdicts"),
     )

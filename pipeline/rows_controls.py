@@ -1,4 +1,5 @@
-"""Scorecard rows for the controls no public replication has (issue 16): G1, R1.
+"""Scorecard rows for the controls no public replication has (issue 16): G1, R1, and the
+evidence sentence B1/B2 carry (minimum detectable difference, judge agreement).
 
 Like pipeline/rows.py, each `*_row` turns measurements (from pipeline/measures/) into a
 `CriterionResult`; the criterion tests (criteria/test_controls.py) call them, and the planted
@@ -8,12 +9,17 @@ signal tests (tests/test_controls_*.py) call them on synthetic inputs.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.measures.agreement import POWER, cohen_kappa, minimum_detectable
 from pipeline.measures.geometry import component_alignment
 from pipeline.measures.reliability import MIN_TOPICS_PER_HALF, SplitHalf
 from pipeline.scorecard import CriterionResult, judge
+
+if TYPE_CHECKING:  # blackmail_judge imports the decoder (torch); the rows only read counts
+    from pipeline.blackmail_judge import VerdictCounts
 
 VALENCE_SOURCE = ("valence labels are harness-authored from the paper's Table 12 clusters "
                   "(data/harness/valence_labels.toml); no human valence/arousal norms ship "
@@ -89,3 +95,29 @@ def _lowest(split: SplitHalf, k: int = 3) -> str:
               if not np.isnan(c)]
     return ", ".join(f"{e} {c:.2f}" for c, e in sorted(scored)[:k])
 
+
+def blackmail_evidence(criterion: str, high: VerdictCounts, low: VerdictCounts, *,
+                       n_rollouts: int, rule: Sequence[str] | None = None,
+                       judge: Sequence[str] | None = None) -> tuple[str, dict]:
+    """The sentence B1/B2 add on their evidence: the smallest difference the run could detect
+    at 80% power from the measured baseline (the unsteered cell: `low` for B1, which needs a
+    rise, `high` for B2, which needs a fall), and, where an LLM judge ran, its agreement with
+    the rule-based classifier on the same rollouts (`rule` and `judge`, paired verdicts)."""
+    baseline, direction = (low, "rise") if criterion == "B1" else (high, "fall")
+    if baseline.judged:
+        found = minimum_detectable(baseline.rate, n_rollouts, direction)
+        power_text, mdd = found.text(), found.difference
+    else:
+        power_text, mdd = ("the minimum detectable difference cannot be computed: the "
+                           "unsteered cell has no judged rollout"), float("nan")
+    details: dict = {"minimum_detectable_difference": mdd, "power": POWER,
+                     "mdd_direction": direction, "mdd_rollouts_per_cell": n_rollouts}
+    if rule is not None and judge is not None:
+        kappa = cohen_kappa(rule, judge)
+        agreement = kappa.text("rule", "LLM judge") + " on this run's rollouts"
+        details.update({"kappa_rule_vs_llm": kappa.value, "kappa_n": kappa.n,
+                        "kappa_table": [list(r) for r in kappa.table]})
+    else:
+        agreement = ("judge agreement not measured: only the rule-based classifier judged "
+                     "these rollouts")
+    return f" Evidence: {power_text}; {agreement}.", details
