@@ -1,5 +1,6 @@
-"""Scorecard rows for the controls no public replication has (issue 16): G1, R1, and the
-evidence sentence B1/B2 carry (minimum detectable difference, judge agreement).
+"""Scorecard rows for the controls no public replication has (issue 16): G1, R1, the
+evidence sentence B1/B2 carry (minimum detectable difference, judge agreement) and V3/V4's
+margin over a text-only baseline.
 
 Like pipeline/rows.py, each `*_row` turns measurements (from pipeline/measures/) into a
 `CriterionResult`; the criterion tests (criteria/test_controls.py) call them, and the planted
@@ -9,10 +10,12 @@ signal tests (tests/test_controls_*.py) call them on synthetic inputs.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.implicit import ImplicitScores
 from pipeline.measures.agreement import POWER, cohen_kappa, minimum_detectable
 from pipeline.measures.geometry import component_alignment
 from pipeline.measures.reliability import MIN_TOPICS_PER_HALF, SplitHalf
@@ -121,3 +124,32 @@ def blackmail_evidence(criterion: str, high: VerdictCounts, low: VerdictCounts, 
         agreement = ("judge agreement not measured: only the rule-based classifier judged "
                      "these rollouts")
     return f" Evidence: {power_text}; {agreement}.", details
+
+
+def text_baseline_margin(criterion: str, probe: ImplicitScores,
+                         text: ImplicitScores) -> tuple[str, dict]:
+    """V3 (diagonal hits) or V4 (mean rank): the probe's margin over the same decision made
+    from the words alone (pipeline/measures/text_baseline.py), as a sentence and details."""
+    if criterion == "V3":
+        p, t = int(probe.diagonal_hits().sum()), int(text.diagonal_hits().sum())
+        margin, n = p - t, len(probe.emotions)
+        verdict = "beats" if margin > 0 else "does not beat"
+        sentence = (f" Text-only baseline (bag of words, scenario against each emotion's "
+                    f"stories): {t}/{n}; the probe's margin {margin:+d} ({verdict} it).")
+    elif criterion == "V4":
+        p, t = float(probe.ranks().mean()), float(text.ranks().mean())
+        margin = t - p  # ranks: lower is better, so a positive margin favours the probe
+        verdict = "beats" if margin > 0 else "does not beat"
+        sentence = (f" Text-only baseline (bag of words): mean rank {t:.2f}; the probe's "
+                    f"margin {margin:+.2f} ranks ({verdict} it).")
+    else:
+        raise ValueError(f"criterion {criterion!r}; the text baseline covers 'V3' and 'V4'")
+    return sentence, {"text_baseline": {"value": t, "probe_margin": margin,
+                                        "winners": text.winners(),
+                                        "ranks": text.ranks().tolist()}}
+
+
+def with_note(result: CriterionResult, sentence: str, details: dict) -> CriterionResult:
+    """`result` with a control's sentence appended to its explanation and its details merged."""
+    return replace(result, explanation=result.explanation + sentence,
+                   details={**result.details, **details})
