@@ -36,7 +36,8 @@ def story_topic_sums(activations, stories, emotion_vectors, layer):
     by_id = {it["id"]: it for it in load_items(stories)}
     rows = [i for i, story in enumerate(ids) if by_id[story].get("topic") is not None]
     index = {e: i for i, e in enumerate(emotion_vectors.emotions)}
-    return topic_sums(tensors["story_means"][rows],
+    means = tensors["story_means"]
+    return topic_sums(means if len(rows) == len(ids) else means[rows],
                       [index[by_id[ids[i]]["emotion"]] for i in rows],
                       [by_id[ids[i]]["topic"] for i in rows], len(emotion_vectors.emotions),
                       emotion_vectors.pcs[layer].components)

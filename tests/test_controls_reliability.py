@@ -137,3 +137,13 @@ def test_mismatched_inputs_are_a_one_sentence_error():
     means, emotion_index, topics = _stories(signal=1.0, n_topics=2)
     with pytest.raises(ValueError, match="expected one row per story"):
         topic_sums(means, emotion_index[:-1], topics, N_EMOTIONS)
+
+
+def test_chunked_sums_equal_one_pass(monkeypatch):
+    import pipeline.measures.reliability as reliability
+
+    means, emotion_index, topics = _stories(signal=1.0, n_topics=3)
+    whole = topic_sums(means, emotion_index, topics, N_EMOTIONS)
+    monkeypatch.setattr(reliability, "CHUNK", 7)
+    chunked = topic_sums(means, emotion_index, topics, N_EMOTIONS)
+    assert np.allclose(whole.sums, chunked.sums) and (whole.counts == chunked.counts).all()

@@ -27,6 +27,7 @@ import numpy as np
 # At least this many topics in each half for an interval over topics: with one topic a half
 # cannot be resampled (every replicate is the same topic).
 MIN_TOPICS_PER_HALF = 2
+CHUNK = 8192  # story means converted to float64 at a time
 
 
 def split_topics(topics: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -51,21 +52,28 @@ def topic_sums(story_means: np.ndarray, emotion_index: Sequence[int], topics: Se
     `components` [k, d] (orthonormal) are projected out of every story mean first: projection
     and the mean over emotions are both linear, so this equals projecting the half vectors.
     """
-    x = np.asarray(story_means, dtype=np.float64)
-    if x.ndim != 2 or len(x) != len(emotion_index) or len(x) != len(topics):
-        raise ValueError(f"story means of shape {x.shape} for {len(emotion_index)} emotion "
+    means = np.asarray(story_means)
+    if means.ndim != 2 or len(means) != len(emotion_index) or len(means) != len(topics):
+        raise ValueError(f"story means of shape {means.shape} for {len(emotion_index)} emotion "
                          f"indices and {len(topics)} topics; expected one row per story")
-    if components is not None and len(components):
-        x = x - (x @ components.T) @ components
     names = tuple(dict.fromkeys(topics))
     t_index = {t: i for i, t in enumerate(names)}
-    usable = np.any(np.asarray(story_means) != 0, axis=1)
-    sums = np.zeros((len(names), n_emotions, x.shape[1]), dtype=np.float64)
-    counts = np.zeros((len(names), n_emotions), dtype=np.int64)
     ti = np.array([t_index[t] for t in topics], dtype=np.int64)
     ei = np.asarray(emotion_index, dtype=np.int64)
-    np.add.at(sums, (ti[usable], ei[usable]), x[usable])
-    np.add.at(counts, (ti[usable], ei[usable]), 1)
+    sums = np.zeros((len(names) * n_emotions, means.shape[1]), dtype=np.float64)
+    counts = np.zeros(len(names) * n_emotions, dtype=np.int64)
+    # In chunks: at the paper's scale the story means are 205,200 x d float32, and a float64
+    # copy of all of them at once would be twice that again.
+    for start in range(0, len(means), CHUNK):
+        x = means[start:start + CHUNK].astype(np.float64)
+        usable = np.any(x != 0, axis=1)
+        if components is not None and len(components):
+            x = x - (x @ components.T) @ components
+        group = (ti[start:start + CHUNK] * n_emotions + ei[start:start + CHUNK])[usable]
+        np.add.at(sums, group, x[usable])
+        np.add.at(counts, group, 1)
+    sums = sums.reshape(len(names), n_emotions, -1)
+    counts = counts.reshape(len(names), n_emotions)
     return TopicSums(sums=sums, counts=counts, topics=names)
 
 
