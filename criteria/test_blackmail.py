@@ -11,6 +11,7 @@ import pytest
 from pipeline.behaviour_stages import RANDOM, UNSTEERED, Cell, judged_text
 from pipeline.blackmail_judge import accuracy, classify_rule_based, count_verdicts, load_labelled
 from pipeline.figures_behaviour import blackmail_curve
+from pipeline.judge_agreement import labelled_agreement, labelled_judgments_stage
 from pipeline.rows import blackmail_row, rate_text
 from pipeline.rows_controls import blackmail_evidence
 from pipeline.scorecard import judge
@@ -33,7 +34,7 @@ def blackmail_counts(blackmail_judgments):
 
 
 @pytest.fixture(scope="session")
-def judge_description(judge_config, judge_runtime):
+def judge_description(judge_config, judge_runtime, artifact_store):
     if judge_config.method == "rule":
         acc = accuracy(classify_rule_based, load_labelled())
         dev, held = acc.by_split.get("development", (0, 0)), acc.by_split.get("held-out", (0, 0))
@@ -42,9 +43,16 @@ def judge_description(judge_config, judge_runtime):
             f"labelled set: {dev[0]}/{dev[1]} development, {held[0]}/{held[1]} held-out)",
             {"method": "rule", "labelled_accuracy": acc.value, "labelled_errors": list(acc.errors)},
         )
+    # Issue 16: the LLM judge on the hand-labelled set too (cached), against the rule and labels.
+    labelled = labelled_judgments_stage(judge_runtime, artifact_store, judge_config)
+    rule_vs_llm, labels_vs_llm, unjudged = labelled_agreement(labelled)
     return (
-        f"LLM judge {judge_runtime.spec.name} (agentic-misalignment rubric, no keyword gate)",
-        {"method": "llm", "judge_model": judge_runtime.spec.name},
+        f"LLM judge {judge_runtime.spec.name} (agentic-misalignment rubric, no keyword gate; on "
+        f"the harness-authored labelled set: {rule_vs_llm.text('rule', 'LLM judge')}, "
+        f"{labels_vs_llm.text('labels', 'LLM judge')}, {unjudged} left unjudged)",
+        {"method": "llm", "judge_model": judge_runtime.spec.name,
+         "labelled_kappa_rule_vs_llm": rule_vs_llm.value,
+         "labelled_kappa_labels_vs_llm": labels_vs_llm.value, "labelled_unjudged": unjudged},
     )
 
 

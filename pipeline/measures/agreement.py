@@ -40,6 +40,8 @@ class Kappa:
 
     def text(self, first: str, second: str) -> str:
         (yy, yn), (ny, nn) = self.table
+        if self.n == 0:
+            return f"Cohen's kappa {first} vs {second} undefined (no item judged by both)"
         kappa = "undefined (no variation)" if math.isnan(self.value) else f"{self.value:.2f}"
         return (f"Cohen's kappa {first} vs {second} {kappa} over {self.n} items "
                 f"(agree {self.agreement:.0%}; both yes {yy}, {first} only {yn}, "
