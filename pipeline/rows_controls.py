@@ -37,7 +37,6 @@ def g1_row(model: str, vectors: np.ndarray, emotions: Sequence[str],
     present = [i for i, e in enumerate(emotions) if e not in set(missing)]
     fit = component_alignment(np.asarray(vectors)[present], [emotions[i] for i in present],
                               valence, component=0, n_boot=n_boot)
-    left_out = (f" Left out (no vector): {len(missing)} emotion(s)." if missing else "")
     return judge(
         "G1", model, fit.value, fit.ci,
         value_text=f"{fit.value:.2f}",
@@ -46,7 +45,7 @@ def g1_row(model: str, vectors: np.ndarray, emotions: Sequence[str],
             f"emotions (paper 26%), |r| with valence {fit.abs_r[0]:.2f}; PC2 explains "
             f"{fit.explained[1]:.0%} (paper 15%), |r| with valence {fit.abs_r[1]:.2f}. A PC's "
             "sign is arbitrary, so |r|. G2 (PC2 against arousal, paper 0.66) waits for human "
-            f"arousal norms.{left_out}"),
+            "arousal norms."),
         method=(f"PCA over emotions of the denoised vectors at layer {layer}; Pearson r of the "
                 "PC1 scores with +1/-1 valence; bootstrap over emotions redoes the PCA"),
         harness_authored=VALENCE_SOURCE,
@@ -74,6 +73,7 @@ def r1_row(model: str, split: SplitHalf, *, layer: int) -> CriterionResult:
         "R1", model, value, split.ci,
         value_text="n/a" if np.isnan(value) else f"{value:.2f}",
         explanation=(
+            "No split-half value: one half of the topics is empty." if not (n_a and n_b) else
             f"Topics split alternately into {n_a} and {n_b}; {split.n_distinct} of {n_scored} "
             "emotions have halves that agree better with each other than with any other "
             "emotion's half"
