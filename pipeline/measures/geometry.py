@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg import eigh
 
 from pipeline.stats import bootstrap_ci
 
@@ -44,14 +45,18 @@ def principal_components(vectors: np.ndarray, k: int = 2) -> Components:
 def components_from_gram(gram: np.ndarray, k: int = 2) -> Components:
     """PCA from the uncentred Gram matrix X X^T [E, E]: double-centring centres X's rows."""
     n = gram.shape[0]
-    centre = np.eye(n) - 1.0 / n
-    values, vectors_e = np.linalg.eigh(centre @ gram @ centre)
-    order = np.argsort(values)[::-1]
-    values = np.clip(values[order], 0.0, None)
-    total = values.sum()
     k = min(k, n)
-    scores = vectors_e[:, order[:k]] * np.sqrt(values[:k])  # U S
-    explained = values[:k] / total if total > 0 else np.full(k, np.nan)
+    # Double-centring without the n x n centring matrix: G - row means - column means + mean.
+    centred = (gram - gram.mean(axis=0, keepdims=True) - gram.mean(axis=1, keepdims=True)
+               + gram.mean())
+    centred = (centred + centred.T) / 2
+    # Only the top k eigenpairs (the bootstrap calls this 1000 times); the total variance is
+    # the trace, so the other eigenvalues are never needed.
+    values, vectors_e = eigh(centred, subset_by_index=[n - k, n - 1])
+    values, vectors_e = np.clip(values[::-1], 0.0, None), vectors_e[:, ::-1]
+    total = float(np.trace(centred))
+    scores = vectors_e * np.sqrt(values)  # U S
+    explained = values / total if total > 0 else np.full(k, np.nan)
     return Components(scores=scores, explained=explained)
 
 
