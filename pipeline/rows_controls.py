@@ -1,6 +1,6 @@
 """Scorecard rows for the controls no public replication has (issue 16): G1, R1, the
 evidence sentence B1/B2 carry (minimum detectable difference, judge agreement) and V3/V4's
-margin over a text-only baseline.
+(and V8/V9's) margin over a text-only baseline.
 
 Like pipeline/rows.py, each `*_row` turns measurements (from pipeline/measures/) into a
 `CriterionResult`; the criterion tests (criteria/test_controls.py) call them, and the planted
@@ -19,6 +19,7 @@ from pipeline.implicit import ImplicitScores
 from pipeline.measures.agreement import POWER, cohen_kappa, minimum_detectable
 from pipeline.measures.geometry import component_alignment
 from pipeline.measures.reliability import MIN_TOPICS_PER_HALF, SplitHalf
+from pipeline.preference_analysis import columnwise_pearson, count_strong, valence_extremes
 from pipeline.scorecard import CriterionResult, judge
 
 if TYPE_CHECKING:  # blackmail_judge imports the decoder (torch); the rows only read counts
@@ -153,3 +154,30 @@ def with_note(result: CriterionResult, sentence: str, details: dict) -> Criterio
     """`result` with a control's sentence appended to its explanation and its details merged."""
     return replace(result, explanation=result.explanation + sentence,
                    details={**result.details, **details})
+
+
+def preference_text_margin(criterion: str, probe_value: float, emotions: Sequence[str],
+                           text_values: np.ndarray, ratings: np.ndarray,
+                           valence: Mapping[str, str]) -> tuple[str, dict]:
+    """V8 (valence extremes score) or V9 (count of |r| > 0.3) computed on text-only probe
+    values [N activities, E] (`text_cosines`), and the probe's margin over it."""
+    r = columnwise_pearson(text_values, ratings)
+    if criterion == "V8":
+        if np.isfinite(r).sum() < 6:  # the activities share too few words with the stories
+            return (" Text-only baseline (bag of words): cannot be computed, fewer than 6 "
+                    "emotions' word vectors vary over the activities."), {}
+        extremes = valence_extremes(emotions, r, valence)
+        value, shown = float(extremes.score), (
+            f"{extremes.positive_in_top}+{extremes.negative_in_bottom}")
+    elif criterion == "V9":
+        value = float(count_strong(r))
+        shown = f"{int(value)}/{len(emotions)}"
+    else:
+        raise ValueError(f"criterion {criterion!r}; the preference text baseline covers 'V8' "
+                         "and 'V9'")
+    margin = probe_value - value
+    verdict = "beats" if margin > 0 else "does not beat"
+    return (f" Text-only baseline (bag of words, activity against each emotion's stories): "
+            f"{shown}; the probe's margin {margin:+g} ({verdict} it)."), {
+        "text_baseline": {"value": value, "probe_margin": margin,
+                          "r": {e: float(x) for e, x in zip(emotions, r, strict=True)}}}

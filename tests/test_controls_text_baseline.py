@@ -1,4 +1,4 @@
-"""Planted answers for the text-only baseline of V3/V4 (issue 16, item 3): no model.
+"""Planted answers for the text-only baseline of V3/V4 and V8/V9 (issue 16, item 3): no model.
 
 Stories of each emotion use that emotion's signature words; a scenario that uses its own
 emotion's words is a text-baseline hit, one that uses another emotion's words a miss. So the
@@ -14,12 +14,13 @@ import pytest
 from pipeline.implicit import implicit_scores
 from pipeline.measures.text_baseline import (
     emotion_word_vectors,
+    text_cosines,
     text_implicit_scores,
     text_vector,
     words,
 )
 from pipeline.rows import v3_row, v4_row
-from pipeline.rows_controls import text_baseline_margin, with_note
+from pipeline.rows_controls import preference_text_margin, text_baseline_margin, with_note
 
 TWELVE = tuple(f"emo{i}" for i in range(12))
 OTHERS = tuple(f"other{i}" for i in range(20))
@@ -98,3 +99,45 @@ def test_a_scenario_emotion_without_stories_is_a_one_sentence_error():
     stories["emo3"] = []
     with pytest.raises(ValueError, match=r"no story for scenario emotion\(s\) \['emo3'\]"):
         text_implicit_scores(_scenarios(12), TWELVE, stories)
+
+
+# ---------------------------------------------------------------------------------------------
+# V8/V9: activities against each emotion's stories
+
+POSITIVE, NEGATIVE = ("emo0", "emo1", "emo2"), ("emo3", "emo4", "emo5")
+VALENCE = {e: ("positive" if e in POSITIVE or e.startswith("other") and int(e[5:]) % 2 else
+               "negative") for e in TWELVE + OTHERS}
+
+
+def _activities(planted: bool, n: int = 16, seed: int = 7):
+    """Liked activities use positive emotions' words, disliked ones negative emotions' words
+    (planted); or every activity uses only the shared words (null). Ratings: liked high."""
+    rng = np.random.default_rng(seed)
+    texts, ratings = [], []
+    for i in range(n):
+        liked = i % 2 == 0
+        pool = POSITIVE if liked else NEGATIVE
+        signature = _signature(pool[i % 3]) if planted else []
+        texts.append(" ".join(list(rng.permutation(SHARED))[:5] + signature))
+        ratings.append((1600.0 if liked else 1400.0) + rng.normal())
+    return texts, np.array(ratings)
+
+
+def test_the_text_baseline_finds_planted_valence_words_in_the_activities():
+    texts, ratings = _activities(planted=True)
+    emotions, values = text_cosines(texts, _stories())
+    sentence, details = preference_text_margin("V8", 0.0, emotions, values, ratings, VALENCE)
+    assert details["text_baseline"]["value"] == 3 and "3+3" in sentence
+    assert "margin -3 (does not beat it)" in sentence
+    sentence, details = preference_text_margin("V9", 10.0, emotions, values, ratings, VALENCE)
+    assert details["text_baseline"]["value"] >= 6  # the six planted emotions at least
+
+
+def test_activities_without_story_words_leave_the_baseline_uncomputable():
+    texts, ratings = _activities(planted=False)
+    emotions, values = text_cosines(["zzz qqq"] * len(texts), _stories())
+    assert np.allclose(values, 0.0)
+    sentence, details = preference_text_margin("V8", 3.0, emotions, values, ratings, VALENCE)
+    assert "cannot be computed" in sentence and details == {}
+    sentence, details = preference_text_margin("V9", 5.0, emotions, values, ratings, VALENCE)
+    assert details["text_baseline"]["value"] == 0 and "(beats it)" in sentence

@@ -79,3 +79,16 @@ def text_implicit_scores(scenarios: Sequence[str], scenario_emotions: Sequence[s
     chosen = matrix[[emotions.index(e) for e in scenario_emotions]]
     texts = np.stack([text_vector(s, vocabulary) for s in scenarios])
     return implicit_scores(texts, chosen, tuple(scenario_emotions))
+
+
+def text_cosines(texts: Sequence[str],
+                 stories: Mapping[str, Sequence[str]]) -> tuple[tuple[str, ...], np.ndarray]:
+    """(emotions, [N, E]) cosine of each text's word counts with each emotion's centred word
+    vector: the text-only stand-in for probe values (V8/V9's activities). A text that shares
+    no word with the stories scores 0 everywhere."""
+    emotions, matrix, vocabulary = emotion_word_vectors(stories)
+    x = np.stack([text_vector(t, vocabulary) for t in texts])
+    x_norm = np.linalg.norm(x, axis=1, keepdims=True)
+    m_norm = np.linalg.norm(matrix, axis=1, keepdims=True)
+    x = x / np.where(x_norm == 0, 1.0, x_norm)
+    return emotions, x @ (matrix / np.where(m_norm == 0, 1.0, m_norm)).T
