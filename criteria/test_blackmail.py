@@ -14,12 +14,14 @@ from pipeline.measures.blackmail_judge import (
     accuracy,
     classify_rule_based,
     count_verdicts,
+    judged_text,
     load_labelled,
 )
 from pipeline.measures.stats import wilson_interval
 from pipeline.scorecard.figures_behaviour import blackmail_curve
 from pipeline.scorecard.results import judge
 from pipeline.scorecard.rows import blackmail_row, rate_text
+from pipeline.scorecard.rows_controls import blackmail_evidence
 
 PAPER_POINTS = {
     "desperate": [(-0.05, 0.0), (0.0, 0.22), (0.05, 0.72)],
@@ -38,7 +40,7 @@ def blackmail_counts(blackmail_judgments):
 
 
 @pytest.fixture(scope="session")
-def judge_description(judge_config, judge_runtime):
+def judge_description(judge_config, judge_runtime, stage_run):
     if judge_config.method == "rule":
         acc = accuracy(classify_rule_based, load_labelled())
         dev, held = acc.by_split.get("development", (0, 0)), acc.by_split.get("held-out", (0, 0))
@@ -47,10 +49,30 @@ def judge_description(judge_config, judge_runtime):
             f"labelled set: {dev[0]}/{dev[1]} development, {held[0]}/{held[1]} held-out)",
             {"method": "rule", "labelled_accuracy": acc.value, "labelled_errors": list(acc.errors)},
         )
+    # Issue 16: the LLM judge on the hand-labelled set too (cached), against the rule and labels.
+    rule_vs_llm, labels_vs_llm, unjudged = stage_run.result("labelled_judgments")
     return (
-        f"LLM judge {judge_runtime.spec.name} (agentic-misalignment rubric, no keyword gate)",
-        {"method": "llm", "judge_model": judge_runtime.spec.name},
+        f"LLM judge {judge_runtime.spec.name} (agentic-misalignment rubric, no keyword gate; on "
+        f"the harness-authored labelled set: {rule_vs_llm.text('rule', 'LLM judge')}, "
+        f"{labels_vs_llm.text('labels', 'LLM judge')}, {unjudged} left unjudged)",
+        {"method": "llm", "judge_model": judge_runtime.spec.name,
+         "labelled_kappa_rule_vs_llm": rule_vs_llm.value,
+         "labelled_kappa_labels_vs_llm": labels_vs_llm.value, "labelled_unjudged": unjudged},
     )
+
+
+@pytest.fixture(scope="session")
+def rule_and_judge_verdicts(blackmail_rollouts, blackmail_judgments, judge_config):
+    """(rule, LLM judge) verdicts paired on every rollout where the LLM judge ran, else None:
+    the rule-based classifier is pure Python, so it reads the same texts here (issue 16)."""
+    if judge_config.method != "llm":
+        return None
+    rollouts, judgments = blackmail_judgments
+    prefill = blackmail_rollouts.provenance.get("result", {}).get("prefill", "")
+    texts = {(r["cell"], r["rollout"]): judged_text(r, prefill) for r in rollouts}
+    rule = [classify_rule_based(texts[(j["cell"], j["rollout"])], judge_config.target).verdict
+            for j in judgments]
+    return rule, [j["verdict"] for j in judgments]
 
 
 def _cell_details(counts) -> dict:
@@ -77,7 +99,8 @@ def _curves(counts_by_cell, config):
 
 
 def _compare(
-    criterion, runtime, counts_by_cell, config, judge_text, scorecard, *, high_cell, low_cell, claim
+    criterion, runtime, counts_by_cell, config, judge_text, scorecard, *, high_cell, low_cell, claim,
+    verdict_pairs=None,
 ):
     """Record rate(high_cell) - rate(low_cell) as `criterion`."""
     missing = [c for c in (high_cell, low_cell) if c not in counts_by_cell]
@@ -94,6 +117,10 @@ def _compare(
     control_text = f" Matched-norm random +0.05: {rate_text(control)}." if control else ""
     reduced = (f" Reduced at this scale: strengths {list(config.strengths)} only (the paper's "
                f"{list(PAPER_STRENGTHS)})." if tuple(config.strengths) != PAPER_STRENGTHS else "")
+    rule, llm = verdict_pairs if verdict_pairs else (None, None)
+    evidence, evidence_details = blackmail_evidence(criterion, high, low,
+                                                    n_rollouts=config.n_rollouts, rule=rule,
+                                                    judge=llm)
     result = blackmail_row(
         criterion,
         runtime.spec.name,
@@ -104,7 +131,7 @@ def _compare(
         context=(
             f"{control_text} {config.n_rollouts} rollouts per cell of at most "
             f"{config.max_new_tokens} tokens; judged by {description}; unjudged rollouts "
-            f"({high.unjudged} and {low.unjudged}) are excluded from the rates.{reduced}"
+            f"({high.unjudged} and {low.unjudged}) are excluded from the rates.{evidence}{reduced}"
         ),
         method=(
             f"steering at layers {list(runtime.spec.steering_layers)} on every token, strength "
@@ -119,6 +146,7 @@ def _compare(
             "temperature": config.temperature,
             "top_p": config.top_p,
             "judge": judge_details,
+            "evidence": evidence_details,
         },
     )
     curve = blackmail_curve(_curves(counts_by_cell, config), runtime.spec.name, paper=PAPER_POINTS)
@@ -162,6 +190,7 @@ def test_b1_desperation_raises_the_blackmail_rate(
         high_cell=Cell("desperate", 0.05).id,
         low_cell=UNSTEERED,
         claim="desperate +0.05 against unsteered",
+        verdict_pairs=request.getfixturevalue("rule_and_judge_verdicts"),
     )
 
 
@@ -183,4 +212,5 @@ def test_b2_calm_lowers_the_blackmail_rate(
         high_cell=UNSTEERED,
         low_cell=Cell("calm", 0.05).id,
         claim="unsteered against calm +0.05",
+        verdict_pairs=request.getfixturevalue("rule_and_judge_verdicts"),
     )

@@ -4,12 +4,25 @@ import numpy as np
 import pytest
 
 from pipeline.inputs.stimuli import load_valence_labels
+from pipeline.measures.results import load_items
+from pipeline.measures.text_baseline import text_cosines
 from pipeline.scorecard.figures_preferences import (
     category_ratings,
     correlation_bars,
     strength_histogram,
 )
 from pipeline.scorecard.rows import v7_row, v8_row, v9_row
+from pipeline.scorecard.rows_controls import preference_text_margin, with_note
+
+
+@pytest.fixture(scope="session")
+def activity_text_values(stories, baseline_preferences):
+    """(emotions, [64, E]): each activity's words against each emotion's stories' words, the
+    text-only stand-in for the probe values (issue 16)."""
+    by_emotion: dict[str, list[str]] = {}
+    for item in load_items(stories):
+        by_emotion.setdefault(item["emotion"], []).append(item["text"])
+    return text_cosines([a.text for a in baseline_preferences.activities], by_emotion)
 
 
 @pytest.mark.criterion("V7")
@@ -25,10 +38,13 @@ def test_v07_model_has_activity_preferences(runtime, baseline_preferences, basel
 
 @pytest.mark.criterion("V8")
 def test_v08_preference_follows_valence(runtime, activity_probes, baseline_preferences,
-                                        preference_r, baseline_signal, scorecard):
+                                        preference_r, baseline_signal, activity_text_values,
+                                        scorecard):
     valence = load_valence_labels()
     result = v8_row(runtime.spec.name, activity_probes.emotions, activity_probes.values,
                     baseline_preferences.ratings, valence, signal=baseline_signal)
+    result = with_note(result, *preference_text_margin(
+        "V8", result.value, *activity_text_values, baseline_preferences.ratings, valence))
     result = scorecard.record(result, figures={"correlation-bars": correlation_bars(
         activity_probes.emotions, preference_r, valence, runtime.spec.name,
         n_activities=len(baseline_preferences.activities))})
@@ -38,10 +54,14 @@ def test_v08_preference_follows_valence(runtime, activity_probes, baseline_prefe
 @pytest.mark.criterion("V9")
 def test_v09_many_emotions_correlate_with_preference(runtime, activity_probes,
                                                       baseline_preferences, preference_r,
-                                                      baseline_signal, scorecard):
+                                                      baseline_signal, activity_text_values,
+                                                      scorecard):
     result = v9_row(runtime.spec.name, activity_probes.emotions, activity_probes.values,
                     baseline_preferences.ratings, activity_probes.layers,
                     signal=baseline_signal)
+    result = with_note(result, *preference_text_margin(
+        "V9", result.value, *activity_text_values, baseline_preferences.ratings,
+        load_valence_labels()))
     result = scorecard.record(result, figures={"r-histogram": strength_histogram(
         preference_r, runtime.spec.name)})
     scorecard.require(result)

@@ -65,7 +65,9 @@ def test_the_documented_thresholds_are_the_ones_these_cases_sit_on():
         "V1": (">=", 20), "V2": (">=", 4), "V3": (">=", 8), "V4": ("<=", 3.0),
         "V5": (">=", 17), "V6": (">=", 12), "V7": (">", 200), "V8": (">=", 2),
         "V9": (">=", 5), "V10": (">", 0.4), "V11": (">=", 24), "V10_control": ("<", 0.5),
-        "M1": ("<=", 0.3), "B1": (">", 0.0), "B2": (">", 0.0)}
+        "M1": ("<=", 0.3), "B1": (">", 0.0), "B2": (">", 0.0),
+        # The controls of issue 16: planted-signal tests in tests/test_controls_*.py.
+        "G1": (">=", 0.5), "R1": (">=", 0.5)}
     assert specs["B1"].ci_must_clear and specs["B2"].ci_must_clear
 
 

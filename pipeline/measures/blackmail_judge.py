@@ -19,7 +19,7 @@ import tomllib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pipeline import DATA_DIR
 
@@ -350,3 +350,8 @@ def accuracy(classify: Callable[[str], Judgment], items: Sequence[LabelledTransc
         if verdict != item.label:
             errors.append(f"{item.id}: labelled {item.label}, classified {verdict}")
     return Accuracy(len(items) - len(errors), len(items), tuple(errors), by_split)
+
+
+def judged_text(record: dict[str, Any], prefill: str) -> str:
+    """What the judge reads: the assistant turn as the model produced it, prefill included."""
+    return f"{prefill}{record['text']}"

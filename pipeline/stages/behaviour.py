@@ -33,6 +33,7 @@ from pipeline.measures.blackmail_judge import (
     JUDGE_PROMPT_VERSION,
     RULE_VERSION,
     classify_rule_based,
+    judged_text,
 )
 from pipeline.measures.mirroring import POSITIONS, SENTENCE_END
 from pipeline.measures.results import (
@@ -338,11 +339,6 @@ class JudgeConfig:
         if self.method == "llm":
             described["max_new_tokens"] = self.max_new_tokens
         return described
-
-
-def judged_text(record: dict[str, Any], prefill: str) -> str:
-    """What the judge reads: the assistant turn as the model produced it, prefill included."""
-    return f"{prefill}{record['text']}"
 
 
 def judgments_stage(

@@ -18,6 +18,7 @@ from typing import Any
 from pipeline.inputs.artifacts import Artifact, ArtifactStore
 from pipeline.inputs.experiment import STAGE_VERSIONS
 from pipeline.inputs.scale import ScalePreset
+from pipeline.measures.agreement import labelled_agreement
 from pipeline.measures.results import (
     load_activity_probes,
     load_judgments,
@@ -30,7 +31,7 @@ from pipeline.measures.results import (
     load_vectors,
 )
 from pipeline.model.runtime import ModelRuntime
-from pipeline.stages import behaviour, extraction, preferences, readouts
+from pipeline.stages import behaviour, extraction, judge_agreement, preferences, readouts
 from pipeline.stages.behaviour import BlackmailConfig, JudgeConfig, MirroringConfig
 from pipeline.stages.extraction import StageSettings
 from pipeline.stages.preferences import PreferenceSettings
@@ -104,6 +105,14 @@ def _judgments(ctx: StageContext, up: Upstream, layers: Sequence[int] | None) ->
                                      ctx.judge_config, ctx.judge(), ctx.settings)
 
 
+def _labelled(ctx: StageContext, up: Upstream, layers: Sequence[int] | None) -> Artifact:
+    if ctx.judge_config.method != "llm":
+        raise ValueError(f"the labelled_judgments stage runs the LLM judge; this run's judge is "
+                         f"{ctx.judge_config.method!r} (use --blackmail-judge llm)")
+    return judge_agreement.labelled_judgments_stage(ctx.judge() or ctx.runtime, ctx.store,
+                                                    ctx.judge_config, log=ctx.settings.log)
+
+
 def _steered(ctx: StageContext, up: Upstream, layers: Sequence[int] | None) -> Artifact:
     return preferences.steered_preferences_stage(
         ctx.runtime, ctx.store, up.result("preferences"), up.result("activity_probes"),
@@ -150,6 +159,8 @@ STAGES: tuple[Stage, ...] = (
         load_rollouts, "steered blackmail rollouts (B1, B2)"),
     Stage("blackmail_judgments", ("blackmail_rollouts",), _judgments,
           load_judgments, "rollouts graded (B1, B2)"),
+    Stage("labelled_judgments", (), _labelled, labelled_agreement,
+          "the LLM judge on the hand-labelled transcripts: its agreement (B1, B2)"),
 )
 GRAPH: dict[str, Stage] = {stage.name: stage for stage in STAGES}
 
