@@ -392,6 +392,16 @@ def load_story_prompts(paper_dir: Path = PAPER_DIR) -> StoryPrompts:
     return StoryPrompts(**templates)
 
 
+def _known_emotion(item: dict, path: Path, where: str, emotions: set[str]) -> str:
+    """`item["emotion"]`, lower-cased, which must name one of the 171 emotions of the list."""
+    emotion = _field(item, "emotion", path, where, str).lower()
+    if emotion not in emotions:
+        raise StimuliFileError(
+            f"{_display(path)}: '{where}.emotion' is {emotion!r}, not one of the 171 emotions"
+        )
+    return emotion
+
+
 @functools.cache
 def load_implicit_scenarios(paper_dir: Path = PAPER_DIR) -> tuple[ImplicitScenario, ...]:
     """Table 2: twelve user messages that evoke an emotion without naming it."""
@@ -403,11 +413,7 @@ def load_implicit_scenarios(paper_dir: Path = PAPER_DIR) -> tuple[ImplicitScenar
     scenarios = []
     for i, item in enumerate(raw):
         where = f"scenarios[{i}]"
-        emotion = _field(item, "emotion", path, where, str).lower()
-        if emotion not in emotions:
-            raise StimuliFileError(
-                f"{_display(path)}: '{where}.emotion' is {emotion!r}, not one of the 171 emotions"
-            )
+        emotion = _known_emotion(item, path, where, emotions)
         title = _field(item, "title", path, where, str)
         scenarios.append(ImplicitScenario(emotion, title, _field(item, "prompt", path, where, str)))
     return tuple(scenarios)
@@ -450,11 +456,7 @@ def load_logit_lens_table1(paper_dir: Path = PAPER_DIR) -> tuple[LogitLensRow, .
     rows = []
     for i, item in enumerate(raw):
         where = f"emotions[{i}]"
-        emotion = _field(item, "emotion", path, where, str).lower()
-        if emotion not in emotions:
-            raise StimuliFileError(
-                f"{_display(path)}: '{where}.emotion' is {emotion!r}, not one of the 171 emotions"
-            )
+        emotion = _known_emotion(item, path, where, emotions)
         up = _str_tuple(item, "top_up", path, where)
         rows.append(LogitLensRow(emotion, up, _str_tuple(item, "top_down", path, where)))
     return tuple(rows)
