@@ -102,35 +102,39 @@ def logit_lens_stage(runtime: ModelRuntime, store: ArtifactStore, vectors: Emoti
               "vectors_used": "denoised"}
 
     def build(work: Path) -> dict[str, Any]:
-        tokenizer = runtime.tokenizer
         unembedding = runtime.model.get_output_embeddings().weight.detach().float().cpu().numpy()
-        tokens = own_tokens(tokenizer, vectors.emotions)
-        table1 = [row.emotion for row in load_logit_lens_table1()]
-        layers = []
-        for layer in range(vectors.n_layers):
-            logits = direct_logits(unembedding, vectors.at(layer))  # [E, V]
-            examples = {}
-            for emotion in vectors.present(table1):  # a NaN vector has no top tokens
-                up, down = top_tokens(logits[vectors.index(emotion)], tokenizer)
-                examples[emotion] = {"up": up, "down": down}
-            layers.append({
-                # An emotion without a vector (NaN logits) never counts as a hit; v1_row also
-                # leaves it out of the denominator.
-                "hits": (own_token_hits(logits, tokens)
-                         & ~np.isnan(logits).any(axis=1)).tolist(),
-                "pair_dots": valence_pair_dots(logits, vectors.emotions).tolist(),
-                "table1": examples,
-            })
-        payload = {
-            "emotions": list(vectors.emotions),
-            "missing": list(vectors.missing),
-            "own_tokens": [{"emotion": t.emotion, "ids": list(t.ids),
-                            "single_token": t.single_token} for t in tokens],
-            "layers": layers,
-        }
+        payload = logit_lens_payload(runtime.tokenizer, unembedding, vectors)
         (work / "logit_lens.json").write_text(json.dumps(payload, ensure_ascii=False))
-        return {"n_single_token": sum(t.single_token for t in tokens)}
+        return {"n_single_token": sum(t["single_token"] for t in payload["own_tokens"])}
 
     return store.get_or_build(runtime.spec.name, "logit_lens", inputs, build, log=settings.log)
 
 
+def logit_lens_payload(tokenizer, unembedding: np.ndarray, vectors: EmotionVectors
+                       ) -> dict[str, Any]:
+    """The logit_lens artifact's JSON for every layer of `vectors` through W_U [V, d]; the
+    embedding null (pipeline.stages.embedding_null) reads its one-layer vectors through it."""
+    tokens = own_tokens(tokenizer, vectors.emotions)
+    table1 = [row.emotion for row in load_logit_lens_table1()]
+    layers = []
+    for layer in range(vectors.n_layers):
+        logits = direct_logits(unembedding, vectors.at(layer))  # [E, V]
+        examples = {}
+        for emotion in vectors.present(table1):  # a NaN vector has no top tokens
+            up, down = top_tokens(logits[vectors.index(emotion)], tokenizer)
+            examples[emotion] = {"up": up, "down": down}
+        layers.append({
+            # An emotion without a vector (NaN logits) never counts as a hit; v1_row also
+            # leaves it out of the denominator.
+            "hits": (own_token_hits(logits, tokens)
+                     & ~np.isnan(logits).any(axis=1)).tolist(),
+            "pair_dots": valence_pair_dots(logits, vectors.emotions).tolist(),
+            "table1": examples,
+        })
+    return {
+        "emotions": list(vectors.emotions),
+        "missing": list(vectors.missing),
+        "own_tokens": [{"emotion": t.emotion, "ids": list(t.ids),
+                        "single_token": t.single_token} for t in tokens],
+        "layers": layers,
+    }
