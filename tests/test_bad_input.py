@@ -116,7 +116,8 @@ CLI = [
      r"--artifact-root '.*README\.md' is a file; expected a directory"),
     ("stories-file-for-neutral", ["--stage", "neutral", "--stories-file", "x.jsonl"],
      r"--stories-file 'x\.jsonl' with --stage neutral: that stage reads no stories; expected "
-     r"--stage stories, activations, vectors, logit_lens, activity_probes, steered_preferences, "
+     r"--stage stories, activations, vectors, logit_lens, embedding_null, activity_probes, "
+     r"steered_preferences, "
      r"blackmail_rollouts, blackmail_judgments;"),
 ]
 

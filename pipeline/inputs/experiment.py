@@ -19,9 +19,10 @@ from dataclasses import dataclass
 # logit_lens 2: own token = whole-word token only; 3: emotions without a vector.
 # preferences 3 / steered_preferences 3: the primary rating is position-aware Bradley-Terry,
 # and NaN or missing logits fail the stage (issue 13).
+# embedding_null 1 (issue 16): the rows' inputs at the token embeddings, before any block.
 STAGE_VERSIONS = {
     "stories": 3, "neutral": 3, "activations": 2, "neutral_stats": 2, "vectors": 2,
-    "readouts": 1, "logit_lens": 3,
+    "readouts": 1, "logit_lens": 3, "embedding_null": 1,
     "preferences": 3, "activity_probes": 1, "steered_preferences": 3,
     "mirroring": 1, "blackmail_rollouts": 2, "blackmail_judgments": 1, "labelled_judgments": 1,
 }

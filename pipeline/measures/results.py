@@ -287,3 +287,30 @@ def load_rollouts(artifact: Artifact) -> list[dict[str, Any]]:
 
 def load_judgments(artifact: Artifact) -> list[dict[str, Any]]:
     return list(read_records(artifact.path, "judgments"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The embedding null (issue 16): the rows' inputs at the token embeddings, before any block
+
+
+@dataclass(frozen=True)
+class EmbeddingNull:
+    """What the embedding_null stage stores: one-layer vectors (layer 0 = the token
+    embeddings), the logit lens of them, the implicit scenarios' read-position embeddings and
+    the activity-probe cosines, each in the format its real stage uses."""
+
+    vectors: EmotionVectors  # [1, E, d]
+    logit_lens: dict[str, Any]  # load_logit_lens's format, one layer
+    readouts: Readouts  # "implicit": [N, 1, d]
+    probe_values: np.ndarray  # [N activities, E]
+    block0_difference: float  # the lookup against block 0's input, max relative difference
+
+
+def load_embedding_null(artifact: Artifact) -> EmbeddingNull:
+    from safetensors.numpy import load_file
+
+    cosine = load_file(str(artifact.file("activity_probes.safetensors")))["cosine"]
+    return EmbeddingNull(
+        vectors=load_vectors(artifact), logit_lens=load_logit_lens(artifact),
+        readouts=load_readouts(artifact), probe_values=cosine.astype(np.float64).mean(axis=1),
+        block0_difference=float(artifact.provenance["result"]["block0_difference"]))

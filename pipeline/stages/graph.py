@@ -21,6 +21,7 @@ from pipeline.inputs.scale import ScalePreset
 from pipeline.measures.agreement import labelled_agreement
 from pipeline.measures.results import (
     load_activity_probes,
+    load_embedding_null,
     load_judgments,
     load_logit_lens,
     load_mirroring,
@@ -33,6 +34,7 @@ from pipeline.measures.results import (
 from pipeline.model.runtime import ModelRuntime
 from pipeline.stages import behaviour, extraction, judge_agreement, preferences, readouts
 from pipeline.stages.behaviour import BlackmailConfig, JudgeConfig, MirroringConfig
+from pipeline.stages.embedding_null import embedding_null_stage
 from pipeline.stages.extraction import StageSettings
 from pipeline.stages.preferences import PreferenceSettings
 
@@ -143,6 +145,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("logit_lens", ("vectors",), lambda c, u, at: readouts.logit_lens_stage(
         c.runtime, c.store, u.result("vectors"), c.settings),
         load_logit_lens, "logit lens (V1, V2)"),
+    Stage("embedding_null", ("stories", "neutral"), lambda c, u, at: embedding_null_stage(
+        c.runtime, c.store, u.artifact("stories"), u.artifact("neutral"), c.settings),
+        load_embedding_null, "the rows' inputs at the token embeddings (V1-V4, V8, V9, G1 nulls)"),
     Stage("preferences", (), lambda c, u, at: preferences.preferences_stage(
         c.runtime, c.store, c.preference_settings),
         load_preferences, "baseline A/B preferences (V7)"),
