@@ -296,12 +296,14 @@ def load_judgments(artifact: Artifact) -> list[dict[str, Any]]:
 @dataclass(frozen=True)
 class EmbeddingNull:
     """What the embedding_null stage stores: one-layer vectors (layer 0 = the token
-    embeddings), the logit lens of them, the implicit scenarios' read-position embeddings and
-    the activity-probe cosines, each in the format its real stage uses."""
+    embeddings), the logit lens of them, the implicit scenarios' embeddings and the
+    activity-probe cosines, each in the format its real stage uses."""
 
     vectors: EmotionVectors  # [1, E, d]
     logit_lens: dict[str, Any]  # load_logit_lens's format, one layer
-    readouts: Readouts  # "implicit": [N, 1, d]
+    # "implicit": [N, 1, d], the mean embedding of each scenario's user-message tokens (the
+    # read position's embedding is the same template token for all, kept as "implicit_read")
+    readouts: Readouts
     probe_values: np.ndarray  # [N activities, E]
     block0_difference: float  # the lookup against block 0's input, max relative difference
 

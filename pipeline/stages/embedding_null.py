@@ -6,10 +6,16 @@ No forward pass: with rotary positions the stream before block 0 is the embeddin
 Everything else is the real path's: the same tokenization and pooling of the stories (from the
 50th token, never the attention sink), the same neutral tokens for the PCA that denoises the
 vectors, the same vector math (pipeline.measures.embedding_null), the logit lens through the
-same payload builder as the logit_lens stage, the implicit scenarios' read position and the
-activity tokens of the probe prompts as the readouts and activity_probes stages find them. Each
-file is written in its real stage's format, so the real loaders read it
-(pipeline.measures.results.load_embedding_null).
+same payload builder as the logit_lens stage, the activity tokens of the probe prompts as the
+activity_probes stage finds them. Each file is written in its real stage's format, so the real
+loaders read it (pipeline.measures.results.load_embedding_null).
+
+One departure, for V3/V4: the real readout is at the read position, the prompt's last token,
+which is the same template token for every scenario; its embedding is one vector, so a null read
+there would score the same emotion for all 12 scenarios by construction and say nothing. The
+null reads the mean embedding of the scenario's own tokens (the user message) instead: what the
+scenario's words carry before any block mixes them. The read-position embedding is stored too
+("implicit_read").
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ def embedding_null_stage(runtime: ModelRuntime, store: ArtifactStore, stories: A
         "max_neutral_tokens": MAX_NEUTRAL_TOKENS, "pca_variance": 0.5,
         "prompt_format": spec.prompt_format, "chat_template_args": spec.chat_template_args,
         "read_position": spec.read_position,
+        "implicit_tokens": "mean over the scenario's user-message tokens",
         "activities": [a.rank for a in activities],
         "stimuli": {"emotions": stimuli_digest("emotions"),
                     "implicit": stimuli_digest("implicit_scenarios"),
@@ -110,18 +117,21 @@ def embedding_null_stage(runtime: ModelRuntime, store: ArtifactStore, stories: A
         prompts = [render_prompt(tokenizer, message, fmt=spec.prompt_format,
                                  chat_template_args=spec.chat_template_args)
                    for message in implicit.user_messages]
-        read = span_means(model, [p.input_ids for p in prompts],
-                          [(p.read_position, p.read_position + 1) for p in prompts])
+        ids = [p.input_ids for p in prompts]
+        scenario = span_means(model, ids, [p.token_span("user") for p in prompts])
+        read = span_means(model, ids, [(p.read_position, p.read_position + 1) for p in prompts])
         probe, spans = probe_prompts(tokenizer, activities, fmt=spec.prompt_format,
                                      chat_template_args=dict(spec.chat_template_args))
         at_activities = span_means(model, [p.input_ids for p in probe], spans)
         cosine = cosine_scores(at_activities[:, None], built.denoised)  # [N, 1, E]
-        save_file({"implicit": read[:, None].astype(np.float32)},
+        save_file({"implicit": scenario[:, None].astype(np.float32),
+                   "implicit_read": read[:, None].astype(np.float32)},
                   str(work / "readouts.safetensors"))
-        (work / "index.json").write_text(json.dumps({"implicit": {
-            "ids": list(implicit.ids),
-            "read_tokens": [tokenizer.decode([p.input_ids[p.read_position]]) for p in prompts],
-        }}, indent=1))
+        read_tokens = [tokenizer.decode([p.input_ids[p.read_position]]) for p in prompts]
+        (work / "index.json").write_text(json.dumps({
+            "implicit": {"ids": list(implicit.ids), "read_tokens": read_tokens},
+            "implicit_read": {"ids": list(implicit.ids), "read_tokens": read_tokens},
+        }, indent=1))
         save_file({"cosine": cosine.astype(np.float32)},
                   str(work / "activity_probes.safetensors"))
         return {"block0_difference": difference, "n_short": n_short,
