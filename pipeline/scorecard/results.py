@@ -272,7 +272,21 @@ def unjudged(criterion_id: str, model: str, *, error: str = "",
         skipped=skipped)
 
 
-COLUMNS = ("criterion", "model", "value", "threshold", "interval", "reference", "paper", "verdict")
+COLUMNS = ("criterion", "model", "value", "threshold", "interval", "reference", "paper",
+           "embedding null", "verdict")
+
+
+def null_cell(result: CriterionResult) -> str:
+    """The "embedding null" cell (issue 16, pipeline.scorecard.rows_null): the row's value at
+    the token embeddings and whether the real value beats it; '' for a row without a null."""
+    found = result.details.get("embedding_null")
+    if not found:
+        return ""
+    beats = found.get("beats")
+    shown = found.get("value_text", "n/a")
+    if beats is None:
+        return f"{shown} (no comparison)"
+    return f"{shown} ({'beaten' if beats else 'not beaten'})"
 
 
 def table_rows(results: Iterable[tuple[CriterionResult, str]]) -> list[list[str]]:
@@ -292,6 +306,7 @@ def table_rows(results: Iterable[tuple[CriterionResult, str]]) -> list[list[str]
             result.interval_text() + f" ({result.ci_verdict})",
             result.reference_note or _fmt(result.reference),
             result.paper_note or _fmt(result.paper),
+            null_cell(result),
             verdict,
         ])
     return rows
