@@ -13,15 +13,20 @@ from pipeline.inputs.stimuli import load_valence_labels
 from pipeline.measures.reliability import split_half, topic_sums
 from pipeline.measures.results import load_items
 from pipeline.scorecard.rows_controls import g1_row, r1_row
+from pipeline.scorecard.rows_null import null_row, with_embedding_null
 
 
 @pytest.mark.criterion("G1")
-def test_g1_first_component_is_valence(runtime, emotion_vectors, scorecard):
+def test_g1_first_component_is_valence(runtime, emotion_vectors, embedding_null, scorecard):
     layer = runtime.spec.analysis_layer
-    result = scorecard.record(g1_row(
-        runtime.spec.name, emotion_vectors.at(layer), emotion_vectors.emotions,
-        load_valence_labels(), layer=layer, missing=emotion_vectors.missing))
-    scorecard.require(result)
+    valence = load_valence_labels()
+    result = g1_row(runtime.spec.name, emotion_vectors.at(layer), emotion_vectors.emotions,
+                    valence, layer=layer, missing=emotion_vectors.missing)
+    # The null's interval is never shown: fewer resamples, the same value.
+    result = with_embedding_null(result, *null_row(embedding_null, lambda null: g1_row(
+        runtime.spec.name, null.vectors.at(0), null.vectors.emotions, valence, layer=0,
+        missing=null.vectors.missing, n_boot=200)))
+    scorecard.require(scorecard.record(result))
 
 
 def story_topic_sums(activations, stories, emotion_vectors, layer):

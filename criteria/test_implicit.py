@@ -8,6 +8,7 @@ from pipeline.measures.text_baseline import text_implicit_scores
 from pipeline.scorecard.figures import implicit_heatmap
 from pipeline.scorecard.rows import implicit_at, v3_row, v4_row
 from pipeline.scorecard.rows_controls import text_baseline_margin, with_note
+from pipeline.scorecard.rows_null import null_row, with_embedding_null
 
 
 @pytest.fixture(scope="session")
@@ -27,18 +28,30 @@ def text_baseline(implicit, stories):
                                 by_emotion)
 
 
+def null_implicit(null):
+    """The scenarios' read-position embeddings against the embedding null's vectors."""
+    return implicit_at(null.readouts, null.vectors, 0)
+
+
 @pytest.mark.criterion("V3")
-def test_v03_diagonal_dominance(runtime, implicit, text_baseline, scorecard):
-    result = v3_row(runtime.spec.name, implicit, runtime.spec.analysis_layer)
+def test_v03_diagonal_dominance(runtime, implicit, text_baseline, embedding_null, scorecard):
+    name = runtime.spec.name
+    result = v3_row(name, implicit, runtime.spec.analysis_layer)
     result = with_note(result, *text_baseline_margin("V3", implicit, text_baseline))
+    result = with_embedding_null(result, *null_row(
+        embedding_null, lambda null: v3_row(name, null_implicit(null), 0)))
     result = scorecard.record(result, figures={"implicit-heatmap": implicit_heatmap(
         implicit, runtime.spec.name)})
     scorecard.require(result)
 
 
 @pytest.mark.criterion("V4")
-def test_v04_intended_emotion_ranks_high(runtime, implicit, text_baseline, scorecard):
-    result = with_note(v4_row(runtime.spec.name, implicit),
-                       *text_baseline_margin("V4", implicit, text_baseline))
+def test_v04_intended_emotion_ranks_high(runtime, implicit, text_baseline, embedding_null,
+                                        scorecard):
+    name = runtime.spec.name
+    result = with_note(v4_row(name, implicit), *text_baseline_margin("V4", implicit,
+                                                                     text_baseline))
+    result = with_embedding_null(result, *null_row(
+        embedding_null, lambda null: v4_row(name, null_implicit(null))))
     result = scorecard.record(result)
     scorecard.require(result)

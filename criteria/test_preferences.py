@@ -13,6 +13,7 @@ from pipeline.scorecard.figures_preferences import (
 )
 from pipeline.scorecard.rows import v7_row, v8_row, v9_row
 from pipeline.scorecard.rows_controls import preference_text_margin, with_note
+from pipeline.scorecard.rows_null import null_row, with_embedding_null
 
 
 @pytest.fixture(scope="session")
@@ -39,12 +40,16 @@ def test_v07_model_has_activity_preferences(runtime, baseline_preferences, basel
 @pytest.mark.criterion("V8")
 def test_v08_preference_follows_valence(runtime, activity_probes, baseline_preferences,
                                         preference_r, baseline_signal, activity_text_values,
-                                        scorecard):
+                                        embedding_null, scorecard):
     valence = load_valence_labels()
+    ratings = baseline_preferences.ratings
     result = v8_row(runtime.spec.name, activity_probes.emotions, activity_probes.values,
-                    baseline_preferences.ratings, valence, signal=baseline_signal)
+                    ratings, valence, signal=baseline_signal)
     result = with_note(result, *preference_text_margin(
-        "V8", result.value, *activity_text_values, baseline_preferences.ratings, valence))
+        "V8", result.value, *activity_text_values, ratings, valence))
+    result = with_embedding_null(result, *null_row(embedding_null, lambda null: v8_row(
+        runtime.spec.name, null.vectors.emotions, null.probe_values, ratings, valence,
+        signal=baseline_signal)))
     result = scorecard.record(result, figures={"correlation-bars": correlation_bars(
         activity_probes.emotions, preference_r, valence, runtime.spec.name,
         n_activities=len(baseline_preferences.activities))})
@@ -55,13 +60,15 @@ def test_v08_preference_follows_valence(runtime, activity_probes, baseline_prefe
 def test_v09_many_emotions_correlate_with_preference(runtime, activity_probes,
                                                       baseline_preferences, preference_r,
                                                       baseline_signal, activity_text_values,
-                                                      scorecard):
+                                                      embedding_null, scorecard):
+    ratings = baseline_preferences.ratings
     result = v9_row(runtime.spec.name, activity_probes.emotions, activity_probes.values,
-                    baseline_preferences.ratings, activity_probes.layers,
-                    signal=baseline_signal)
+                    ratings, activity_probes.layers, signal=baseline_signal)
     result = with_note(result, *preference_text_margin(
-        "V9", result.value, *activity_text_values, baseline_preferences.ratings,
-        load_valence_labels()))
+        "V9", result.value, *activity_text_values, ratings, load_valence_labels()))
+    result = with_embedding_null(result, *null_row(embedding_null, lambda null: v9_row(
+        runtime.spec.name, null.vectors.emotions, null.probe_values, ratings, (),
+        signal=baseline_signal)))
     result = scorecard.record(result, figures={"r-histogram": strength_histogram(
         preference_r, runtime.spec.name)})
     scorecard.require(result)
