@@ -86,10 +86,15 @@ def check_block0_input(model, input_ids: Sequence[int]) -> float:
 
 def lookup(model, input_ids: Sequence[int]) -> torch.Tensor:
     """Embedding rows of `input_ids`: [T, d], float64 on the CPU."""
+    return _rows(model, input_ids).cpu()
+
+
+def _rows(model, input_ids: Sequence[int]) -> torch.Tensor:
+    """Embedding rows of `input_ids`: [T, d], float64 where the embedding module runs."""
     module = model.get_input_embeddings()
     ids = torch.tensor(list(input_ids), dtype=torch.long, device=input_device(model))
     with torch.inference_mode():
-        return module(ids[None])[0].double().cpu()
+        return module(ids[None])[0].double()
 
 
 def story_sums(model, items: Sequence[TokenizedText], n_groups: int
@@ -136,7 +141,7 @@ def neutral_moments(model, items: Sequence[TokenizedText], special_ids: set[int]
         ids = [t for t in item.input_ids[item.content_start:] if t not in special_ids]
         if not ids:
             continue
-        rows = lookup(model, ids)
+        rows = _rows(model, ids)  # the Gram matrix is reduced where the embedding runs
         count += len(ids)
         norm_sum += float(rows.norm(dim=-1).sum())
         pending.append(rows)
@@ -147,7 +152,7 @@ def neutral_moments(model, items: Sequence[TokenizedText], special_ids: set[int]
         flush()
     if total is None:
         raise ValueError("no neutral token to build the embedding layer's PCA from")
-    return {"sum": total.numpy(), "gram": gram.numpy(), "count": count,
+    return {"sum": total.cpu().numpy(), "gram": gram.cpu().numpy(), "count": count,
             "mean_norm": norm_sum / count}
 
 
