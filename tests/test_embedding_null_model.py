@@ -68,3 +68,17 @@ def test_neutral_moments_skip_the_sink_and_special_tokens(tiny_model):
     np.testing.assert_allclose(moments["sum"], rows.sum(0), atol=1e-10)
     np.testing.assert_allclose(moments["gram"], rows.T @ rows, atol=1e-10)
     assert span_means(tiny_model, [[5, 8, 9]], [(1, 3)]).shape == (1, rows.shape[1])
+
+
+def test_a_model_that_scales_inside_its_embedding_module_passes():
+    """Gemma 3 multiplies by sqrt(d) inside its embedding module (Gemma 2 too, in transformers
+    5): the lookup through the module includes the scale, so the check passes."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    model = Gemma3ForCausalLM(Gemma3TextConfig(
+        vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=8)).eval()
+    raw = model.get_input_embeddings().weight[5].double()
+    assert not torch.allclose(lookup(model, [5])[0], raw)  # the module scales
+    assert check_block0_input(model, [2, 5, 9, 11]) <= 1e-6

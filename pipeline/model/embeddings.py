@@ -3,11 +3,13 @@
 The embedding null (issue 16) builds emotion vectors and readouts from the stream before any
 decoder block runs. For a rotary-position model that stream is the embedding module's output
 (positions enter inside attention), so a row of `model.get_input_embeddings()` per token is all
-it takes. That holds only if nothing sits between the embedding module and block 0: Gemma 3
-scales inside its embedding module (fine), Gemma 2 multiplies by sqrt(d) in the model's forward
-and GPT-2 adds absolute position embeddings (both not). `check_block0_input` runs one short
-input and compares the embedding module's output with what block 0 actually receives (a forward
-pre-hook); where they differ it raises `EmbeddingMismatch` instead of producing a wrong null.
+it takes. That holds only if nothing sits between the embedding module and block 0: Gemma 2 and
+3 scale by sqrt(d) inside their embedding modules in transformers 5 (fine; transformers 4's
+Gemma 2 scaled in the model's forward) and GPT-2 adds absolute position embeddings (not fine:
+nothing registered here is built that way, but a model added later might be).
+`check_block0_input` runs one short input and compares the embedding module's output with what
+block 0 actually receives (a forward pre-hook); where they differ it raises `EmbeddingMismatch`
+instead of producing a wrong null.
 
 The readers return float64 numpy arrays: per-group pooled sums of texts (stories), token moments
 (neutral dialogues, for the PCA), and span means (read positions, activity tokens).
