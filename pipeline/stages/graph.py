@@ -147,7 +147,7 @@ STAGES: tuple[Stage, ...] = (
         load_logit_lens, "logit lens (V1, V2)"),
     Stage("embedding_null", ("stories", "neutral"), lambda c, u, at: embedding_null_stage(
         c.runtime, c.store, u.artifact("stories"), u.artifact("neutral"), c.settings),
-        load_embedding_null, "the rows' inputs at the token embeddings (V1-V4, V8, V9, G1 nulls)"),
+        load_embedding_null, "V1-V4, V8, V9, G1 inputs at the token embeddings (embedding null)"),
     Stage("preferences", (), lambda c, u, at: preferences.preferences_stage(
         c.runtime, c.store, c.preference_settings),
         load_preferences, "baseline A/B preferences (V7)"),
