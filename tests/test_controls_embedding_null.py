@@ -101,21 +101,21 @@ def test_beating_follows_each_rows_direction():
     assert beats_null(float("nan"), 3.0, higher_is_better=True) is None
 
 
-def test_a_null_that_cannot_be_computed_is_said_and_never_crashes_the_row():
+def test_a_model_without_a_null_is_said_and_a_broken_null_is_an_error():
     real = v1_row("toy", _logit_lens([1, 1, 1, 0]), 0)
 
     def broken(null):
         raise KeyError("happy")
 
-    row, why = null_row(object(), broken)
-    assert row is None and "KeyError" in why
-    noted = with_embedding_null(real, row, why)
-    assert "Embedding null: cannot be computed (KeyError: 'happy'); beats the null: n/a" in \
-        noted.explanation
-    assert noted.passed == real.passed and noted.details["embedding_null"]["beats"] is None
-    refused, reason = null_row("the embedding_null stage failed: EmbeddingMismatch: scaled",
+    with pytest.raises(KeyError):  # a bug in the null's row is an error, never a sentence
+        null_row(object(), broken)
+    refused, reason = null_row("this model has no embedding-only stream: EmbeddingMismatch",
                                broken)
     assert refused is None and "EmbeddingMismatch" in reason
+    noted = with_embedding_null(real, refused, reason)
+    assert ("Embedding null: cannot be computed (this model has no embedding-only stream: "
+            "EmbeddingMismatch); beats the null: n/a") in noted.explanation
+    assert noted.passed == real.passed and noted.details["embedding_null"]["beats"] is None
     sentence, details = embedding_null_note(real, None)
     assert "cannot be computed (no null row)" in sentence and details["embedding_null"]
 

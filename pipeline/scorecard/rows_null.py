@@ -28,13 +28,12 @@ READ_AT = {c: (", read on the mean embedding of each scenario's tokens, as the r
 def null_row(null: EmbeddingNull | str, make: Callable[[EmbeddingNull], CriterionResult]
              ) -> tuple[CriterionResult | None, str]:
     """(the row computed on the null's inputs, '') or (None, why it cannot be): `null` is the
-    stage's result, or the sentence saying why the stage could not build it."""
+    stage's result, or the sentence saying why the model has no embedding null. An exception
+    in the row function is a bug and propagates: the row errors and the run fails, as for any
+    row (only a computed verdict may be an expected failure)."""
     if isinstance(null, str):
         return None, null
-    try:
-        return make(null), ""
-    except Exception as exc:  # a null that cannot be computed never takes the real row down
-        return None, f"{type(exc).__name__}: {exc}"
+    return make(null), ""
 
 
 def beats_null(real: float, null: float, higher_is_better: bool) -> bool | None:
