@@ -145,3 +145,107 @@ def test_the_tiny_models_random_weights_are_at_chance_so_no_steer_shows_damage(t
     assert nlls.unsteered_perplexity == pytest.approx(1024, rel=0.01)
     found = summarize(nlls.conditions, nlls.unsteered, nlls.steered)
     assert not found.broken and found.worst[1].ratio == pytest.approx(1.0, abs=0.02)
+
+
+# --- the rows' sentence and every report format -----------------------------------------------
+
+
+def _nlls(shifts: dict[str, float], vocab_size: int = 50000, base=BASE):
+    from pipeline.measures.results import CoherenceNLLs
+
+    names = tuple(shifts)
+    return CoherenceNLLs(names, (0.5,) * len(names), tuple(f"t{i}" for i in range(base.size)),
+                         base, np.stack([base + shifts[n] for n in names]), key="k",
+                         vocab_size=vocab_size)
+
+
+def _row(model: str = "toy"):
+    from pipeline.scorecard.results import judge
+
+    return judge("V10", model, 0.9, (0.8, 0.95), explanation="An effect.")
+
+
+def test_a_coherent_row_reports_median_worst_and_control_and_is_not_broken():
+    from pipeline.scorecard.rows_coherence import coherence_note
+
+    nlls = _nlls({"happy": 0.01, "hostile": 0.05, "sad": 0.02, "random": 0.03})
+    sentence, details = coherence_note(nlls, ["happy", "hostile", "sad"], control="random")
+    c = details["coherence"]
+    assert c["median"] == pytest.approx(math.exp(0.02)) and not c["broken"]
+    assert c["worst"]["condition"] == "hostile" and c["control"]["ratio"] == pytest.approx(
+        math.exp(0.03))
+    assert "median x1.02 over 3 steered conditions" in sentence
+    assert "(hostile)" in sentence and "matched-norm random x1.03" in sentence
+    assert "not broken" in sentence and "steered model broken" not in sentence
+
+
+def test_a_broken_row_says_so_and_the_compared_cell_decides():
+    from pipeline.scorecard.rows_coherence import coherence_note
+
+    nlls = _nlls({"desperate+0.050": 0.6, "desperate+0.100": 1.2, "random+0.050": 0.0})
+    sentence, details = coherence_note(nlls, ["desperate+0.050", "desperate+0.100"],
+                                       focus="desperate+0.050", control="random+0.050")
+    assert details["coherence"]["broken"] and details["coherence"]["decided_by"] == (
+        "desperate+0.050")
+    assert "at desperate +0.05" in sentence and "steered model broken" in sentence
+    assert details["coherence"]["broken_conditions"] == ["desperate+0.050", "desperate+0.100"]
+    # The compared cell intact, a stronger one broken: the row is not broken, the worst is named.
+    nlls = _nlls({"desperate+0.050": 0.01, "desperate+0.100": 1.2})
+    sentence, details = coherence_note(nlls, ["desperate+0.050", "desperate+0.100"],
+                                       focus="desperate+0.050")
+    assert not details["coherence"]["broken"] and "(desperate +0.1)" in sentence
+
+
+def test_coherence_that_cannot_be_computed_says_why():
+    from pipeline.scorecard.rows_coherence import coherence_note
+
+    sentence, details = coherence_note(_nlls({"random": 0.0}), ["calm+0.050"])
+    assert "cannot be computed (none of the row's conditions (calm+0.050) was steered)" in sentence
+    assert details["coherence"]["computed"] is False
+    sentence, _ = coherence_note(None, ["calm"], reason="calm has no emotion vector")
+    assert sentence == " Steering coherence: cannot be computed (calm has no emotion vector)."
+
+
+def test_a_model_at_chance_is_marked_uninformative():
+    from pipeline.scorecard.rows_coherence import coherence_note
+
+    chance = np.full(16, math.log(1024.0))
+    sentence, details = coherence_note(_nlls({"happy": 0.0}, vocab_size=1024, base=chance),
+                                       ["happy"])
+    assert details["coherence"]["at_chance"] and "uninformative here" in sentence
+    assert "perplexity 1024 against a vocabulary of 1024" in sentence
+
+
+def test_coherence_is_shown_in_every_report_format(tmp_path):
+    import json
+
+    from pipeline.scorecard.html import scorecard_html
+    from pipeline.scorecard.report import report_notes, terminal_lines, write_report_files
+    from pipeline.scorecard.results import render_markdown, table_rows
+    from pipeline.scorecard.rows_coherence import coherence_note
+    from pipeline.scorecard.rows_controls import with_note
+
+    fine = with_note(_row("toy"), *coherence_note(_nlls({"happy": 0.01}), ["happy"]))
+    broken = with_note(_row("toy_random"), *coherence_note(_nlls({"happy": 0.9}), ["happy"]))
+    results = [(fine, "passed"), (broken, "passed")]
+    assert fine.verdict == broken.verdict == _row().verdict == "PASS"  # verdicts unchanged
+    assert fine.explanation.startswith("An effect. Steering coherence")
+
+    terminal = "\n".join(terminal_lines(results))
+    assert "V10 (toy): steering coherence x1.01 (median of 1)" in terminal
+    assert "V10 (toy_random): steering coherence x2.46 (median of 1)" in terminal
+    assert "STEERED MODEL BROKEN" in terminal and "(steered model broken)" in terminal
+
+    markdown = render_markdown(table_rows(results), report_notes(results))
+    assert "PASS (steered model broken)" in markdown and "neutral_texts.toml" in markdown
+    assert "V10 (toy): steering coherence x1.01" in markdown
+
+    write_report_files(tmp_path, results, {}, {})
+    rows = json.loads((tmp_path / "scorecard.json").read_text())["results"]
+    assert [r["details"]["coherence"]["broken"] for r in rows] == [False, True]
+    assert "Steering coherence" in rows[1]["explanation"]
+    assert "steering coherence x2.46" in (tmp_path / "scorecard.md").read_text()
+
+    page = scorecard_html(results, report_notes(results), {}, {}, tmp_path)
+    assert "steered model broken: the effect comes with a model" in page
+    assert "V10 (toy): steering coherence x1.01" in page
