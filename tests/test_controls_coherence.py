@@ -15,6 +15,7 @@ from pipeline.measures.coherence import (
     coherence_ratio,
     summarize,
 )
+from pipeline.stages.behaviour import BlackmailConfig
 
 RNG = np.random.default_rng(7)
 BASE = RNG.uniform(2.0, 5.0, size=16)  # plausible mean NLLs of 16 texts, nats per token
@@ -132,7 +133,6 @@ def test_the_tiny_models_random_weights_are_at_chance_so_no_steer_shows_damage(t
     stage marks such a model as at chance, and the rows say the ratio cannot show damage."""
     from pipeline.inputs.artifacts import ArtifactStore
     from pipeline.measures.results import load_coherence
-    from pipeline.stages.behaviour import BlackmailConfig
     from pipeline.stages.coherence import blackmail_coherence_stage
 
     store = ArtifactStore(tmp_path)
