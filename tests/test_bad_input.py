@@ -117,7 +117,7 @@ CLI = [
     ("stories-file-for-neutral", ["--stage", "neutral", "--stories-file", "x.jsonl"],
      r"--stories-file 'x\.jsonl' with --stage neutral: that stage reads no stories; expected "
      r"--stage stories, activations, vectors, logit_lens, activity_probes, steered_preferences, "
-     r"blackmail_rollouts, blackmail_judgments;"),
+     r"preference_coherence, blackmail_rollouts, blackmail_judgments, blackmail_coherence;"),
 ]
 
 
