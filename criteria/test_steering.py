@@ -7,10 +7,12 @@ perturbation of the activity tokens produces is not an emotion effect.
 import numpy as np
 import pytest
 
-from pipeline.inputs.experiment import EXEMPLARS
+from pipeline.inputs.experiment import CONTROL, EXEMPLARS
 from pipeline.scorecard.figures_preferences import exemplar_panels, steering_scatter
 from pipeline.scorecard.rows import steering_effects as effects_of
 from pipeline.scorecard.rows import v10_control_row, v10_row, v11_row
+from pipeline.scorecard.rows_coherence import coherence_note
+from pipeline.scorecard.rows_controls import with_note
 
 
 @pytest.fixture(scope="session")
@@ -18,12 +20,19 @@ def steering_effects(steering_results, activity_probes, preference_r):
     return effects_of(steering_results, activity_probes.emotions, preference_r)
 
 
+def _coherent(result, coherence, names, **kw):
+    """The row with its steering coherence beside it (issue 16); the verdict is unchanged."""
+    nlls, reason = coherence
+    return with_note(result, *coherence_note(nlls, names, reason=reason, **kw))
+
+
 @pytest.mark.criterion("V10")
 def test_v10_steering_effect_tracks_probe_correlation(runtime, steering_effects,
                                                       steering_results, baseline_signal,
-                                                      scorecard):
+                                                      preference_coherence, scorecard):
     fx = steering_effects
-    result = v10_row(runtime.spec.name, fx, steering_results, signal=baseline_signal)
+    result = _coherent(v10_row(runtime.spec.name, fx, steering_results, signal=baseline_signal),
+                       preference_coherence, fx.names, control=CONTROL)
     result = scorecard.record(result, figures={"steering-scatter": steering_scatter(
         fx.names, fx.r, fx.delta, runtime.spec.name, control=float(fx.control.mean()))})
     scorecard.require(result)
@@ -32,7 +41,7 @@ def test_v10_steering_effect_tracks_probe_correlation(runtime, steering_effects,
 @pytest.mark.criterion("V11")
 def test_v11_steering_effect_has_the_sign_of_the_correlation(
         runtime, steering_effects, steering_results, baseline_preferences, activity_probes,
-        baseline_signal, scorecard):
+        baseline_signal, preference_coherence, scorecard):
     fx = steering_effects
     steered = list(steering_results.steered)
     panels = {}
@@ -44,13 +53,18 @@ def test_v11_steering_effect_has_the_sign_of_the_correlation(
             "steered_baseline": baseline_preferences.ratings[steered],
             "delta": fx.per_activity[fx.names.index(name)],
         }
-    result = scorecard.record(v11_row(runtime.spec.name, fx, signal=baseline_signal), figures={
+    result = _coherent(v11_row(runtime.spec.name, fx, signal=baseline_signal),
+                       preference_coherence, fx.names, control=CONTROL)
+    result = scorecard.record(result, figures={
         "exemplars": exemplar_panels(panels, runtime.spec.name)} if panels else None)
     scorecard.require(result)
 
 
 @pytest.mark.criterion("V10_control")
 def test_v10_control_random_direction_moves_preferences_less_than_emotions(
-        runtime, steering_effects, steering_results, scorecard):
-    result = scorecard.record(v10_control_row(runtime.spec.name, steering_effects))
+        runtime, steering_effects, steering_results, preference_coherence, scorecard):
+    fx = steering_effects
+    result = _coherent(v10_control_row(runtime.spec.name, fx), preference_coherence,
+                       [*fx.names, CONTROL], focus=CONTROL)
+    result = scorecard.record(result)
     scorecard.require(result)

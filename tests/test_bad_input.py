@@ -117,8 +117,8 @@ CLI = [
     ("stories-file-for-neutral", ["--stage", "neutral", "--stories-file", "x.jsonl"],
      r"--stories-file 'x\.jsonl' with --stage neutral: that stage reads no stories; expected "
      r"--stage stories, activations, vectors, logit_lens, embedding_null, activity_probes, "
-     r"steered_preferences, "
-     r"blackmail_rollouts, blackmail_judgments;"),
+     r"steered_preferences, preference_coherence, blackmail_rollouts, blackmail_judgments, "
+     r"blackmail_coherence;"),
 ]
 
 

@@ -31,6 +31,7 @@ from pipeline.inputs.stimuli import (
     load_implicit_scenarios,
     load_logit_lens_table1,
     load_mirroring_prompts,
+    load_neutral_texts,
     load_numerical_templates,
     load_preference_prompt_templates,
     load_story_prompts,
@@ -379,7 +380,7 @@ def test_a_missing_field_is_reported_with_the_file_and_field(tmp_path: Path) -> 
 
 
 def test_the_harness_files_say_they_are_harness_authored() -> None:
-    for name in ("numerical_templates.toml", "valence_labels.toml"):
+    for name in ("numerical_templates.toml", "valence_labels.toml", "neutral_texts.toml"):
         header = (HARNESS_DIR / name).read_text(encoding="utf-8").splitlines()[:5]
         assert any("HARNESS-AUTHORED" in line for line in header), name
 
@@ -492,3 +493,39 @@ def test_a_paper_direction_cannot_be_flipped(tmp_path: Path) -> None:
     path.write_text(text.replace(afraid, afraid.replace("sign = 1", "sign = -1"), 1))
     with pytest.raises(StimuliFileError, match=r"tylenol, afraid.*paper states \+1"):
         load_numerical_templates(harness)
+
+
+def test_the_neutral_texts_are_sixteen_emotion_free_paragraphs() -> None:
+    texts = load_neutral_texts()
+    assert len(texts) == 16 and len({t.id for t in texts}) == 16
+    assert all(t.text.count(".") >= 2 for t in texts)
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (("opens at nine on weekdays", "opens at nine, to my delight"), None),
+    (('id = "bread"', 'id = "library"'), r"'texts\[\]\.id' lists 'library' twice"),
+    (("Books can be borrowed", "Happy readers can borrow books"), r"library\) names the emotion 'Happy'"),
+])
+def test_bad_neutral_texts_are_named(tmp_path: Path, edit, message) -> None:
+    harness = _copy_harness_dir(tmp_path)
+    path = harness / "neutral_texts.toml"
+    text = path.read_text(encoding="utf-8")
+    assert edit[0] in text
+    path.write_text(text.replace(edit[0], edit[1], 1), encoding="utf-8")
+    if message is None:
+        assert len(load_neutral_texts(harness)) == 16
+        return
+    with pytest.raises(StimuliFileError, match=message):
+        load_neutral_texts(harness)
+
+
+def test_too_few_or_too_short_neutral_texts_are_refused(tmp_path: Path) -> None:
+    harness = _copy_harness_dir(tmp_path)
+    path = harness / "neutral_texts.toml"
+    blocks = path.read_text(encoding="utf-8").split("[[texts]]")
+    path.write_text("[[texts]]".join(blocks[:4]), encoding="utf-8")
+    with pytest.raises(StimuliFileError, match="3 texts; expected at least 8"):
+        load_neutral_texts(harness)
+    path.write_text('[[texts]]\nid = "short"\ntext = "One line."\n', encoding="utf-8")
+    with pytest.raises(StimuliFileError, match=r"\(short\) has 9 characters"):
+        load_neutral_texts(harness)

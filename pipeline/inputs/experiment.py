@@ -24,7 +24,10 @@ STAGE_VERSIONS = {
     "stories": 3, "neutral": 3, "activations": 2, "neutral_stats": 2, "vectors": 2,
     "readouts": 1, "logit_lens": 3, "embedding_null": 1,
     "preferences": 3, "activity_probes": 1, "steered_preferences": 3,
-    "mirroring": 1, "blackmail_rollouts": 2, "blackmail_judgments": 1, "labelled_judgments": 1,
+    "preference_coherence": 1,
+    "mirroring": 1, "blackmail_rollouts": 2, "blackmail_judgments": 1,
+    "blackmail_coherence": 1,
+    "labelled_judgments": 1,
 }
 
 # Preference steering (V10/V11, paper section 3.4)

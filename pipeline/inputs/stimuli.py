@@ -146,6 +146,12 @@ class ValenceLabel:
     cluster: str
 
 
+@dataclass(frozen=True, slots=True)
+class NeutralText:
+    id: str
+    text: str
+
+
 # ---------------------------------------------------------------------------------------------
 # Reading and checking files
 
@@ -764,6 +770,51 @@ def load_valence_labels(
     return {e.emotion: e.valence for e in load_valence_entries(harness_dir, paper_dir)}
 
 
+MIN_NEUTRAL_TEXTS = 8  # the coherence ratio's interval is a bootstrap over these texts
+MIN_NEUTRAL_CHARS = 80  # a few sentences each: a one-line text says little about perplexity
+
+
+@functools.cache
+def load_neutral_texts(
+    harness_dir: Path = HARNESS_DIR, paper_dir: Path = PAPER_DIR
+) -> tuple[NeutralText, ...]:
+    """The held-out neutral texts of steering coherence (harness-authored), file order.
+
+    Each needs a unique id and at least MIN_NEUTRAL_CHARS characters, and names none of the
+    171 emotions as a word: the texts measure whether steering breaks the model, not whether
+    it shifts the emotion the vector names.
+    """
+    path = harness_dir / "neutral_texts.toml"
+    emotions = load_emotions(paper_dir)
+    pattern = re.compile(r"\b(" + "|".join(re.escape(e) for e in emotions) + r")\b",
+                         re.IGNORECASE)
+    texts = []
+    for i, item in enumerate(_field(_read_toml(path), "texts", path, "", list)):
+        where = f"texts[{i}]"
+        tid = _field(item, "id", path, where, str)
+        text = _field(item, "text", path, where, str)
+        if len(text.strip()) < MIN_NEUTRAL_CHARS:
+            raise StimuliFileError(
+                f"{_display(path)}: '{where}.text' ({tid}) has {len(text.strip())} characters; "
+                f"expected a few sentences (at least {MIN_NEUTRAL_CHARS})"
+            )
+        found = pattern.search(text)
+        if found:
+            raise StimuliFileError(
+                f"{_display(path)}: '{where}.text' ({tid}) names the emotion "
+                f"{found.group(0)!r}; the held-out texts must be free of emotional content"
+            )
+        texts.append(NeutralText(tid, text))
+    _check_unique((t.id for t in texts), path, "texts[].id")
+    _check_unique((t.text for t in texts), path, "texts[].text")
+    if len(texts) < MIN_NEUTRAL_TEXTS:
+        raise StimuliFileError(
+            f"{_display(path)}: {len(texts)} texts; expected at least {MIN_NEUTRAL_TEXTS} (the "
+            "coherence interval is a bootstrap over them)"
+        )
+    return tuple(texts)
+
+
 # ---------------------------------------------------------------------------------------------
 # Canonical lists, digests and the lock file
 
@@ -820,6 +871,7 @@ def _canonical_lists(paper_dir: Path, harness_dir: Path) -> tuple[tuple[str, tup
             f"{v.emotion}|{v.valence}|{v.source}"
             for v in load_valence_entries(harness_dir, paper_dir)
         ),
+        "neutral_texts": (f"{t.id}|{t.text}" for t in load_neutral_texts(harness_dir, paper_dir)),
     }
     return tuple((name, tuple(items)) for name, items in lists.items())
 

@@ -316,3 +316,51 @@ def load_embedding_null(artifact: Artifact) -> EmbeddingNull:
         vectors=load_vectors(artifact), logit_lens=load_logit_lens(artifact),
         readouts=load_readouts(artifact), probe_values=cosine.astype(np.float64).mean(axis=1),
         block0_difference=float(artifact.provenance["result"]["block0_difference"]))
+
+
+@dataclass(frozen=True)
+class CoherenceNLLs:
+    """The held-out neutral texts' mean NLL (nats/token), unsteered and per steered condition
+    (the preference stage's conditions, or the blackmail cells' ids)."""
+
+    conditions: tuple[str, ...]
+    strengths: tuple[float, ...]  # per condition
+    texts: tuple[str, ...]  # the texts' ids
+    unsteered: np.ndarray  # [T]
+    steered: np.ndarray  # [C, T]
+    key: str
+    vocab_size: int = 0  # the model's output vocabulary: uniform guessing is ln(vocab_size)
+
+    @property
+    def unsteered_perplexity(self) -> float:
+        """exp(mean unsteered NLL over texts)."""
+        return float(np.exp(np.mean(self.unsteered)))
+
+    @property
+    def at_chance(self) -> bool:
+        """The unsteered model predicts the texts no better than guessing among half its
+        vocabulary (random weights, or a toy trained on other text): no steer can then show
+        damage, so the ratio says nothing either way."""
+        return bool(self.vocab_size) and self.unsteered_perplexity >= self.vocab_size / 2
+
+    def present(self, names) -> list[str]:
+        """`names` that were steered here, order kept."""
+        return [n for n in names if n in self.conditions]
+
+    def rows(self, names) -> np.ndarray:
+        """[len(names), T] steered NLLs of those conditions."""
+        return self.steered[[self.conditions.index(n) for n in names]]
+
+
+def load_coherence(artifact: Artifact) -> CoherenceNLLs:
+    from safetensors.numpy import load_file
+
+    tensors = load_file(str(artifact.file("nll.safetensors")))
+    meta = json.loads(artifact.file("conditions.json").read_text())
+    return CoherenceNLLs(
+        conditions=tuple(meta["conditions"]), strengths=tuple(meta["strengths"]),
+        texts=tuple(meta["texts"]), unsteered=tensors["unsteered"].astype(np.float64),
+        steered=tensors["steered"].astype(np.float64).reshape(len(meta["conditions"]),
+                                                              len(meta["texts"])),
+        key=artifact.key, vocab_size=int(meta.get("vocab_size", 0)),
+    )

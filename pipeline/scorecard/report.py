@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.inputs.artifacts import atomic_write_text
+from pipeline.measures.coherence import BROKEN_RATIO
 from pipeline.scorecard.results import (
     COLUMNS,
     CriterionResult,
@@ -21,6 +22,11 @@ from pipeline.scorecard.results import (
 )
 from pipeline.scorecard.sweep import render_sweep_markdown
 
+COHERENCE_NOTE = (f"* Steering coherence: the steered model's perplexity over the unsteered "
+                  f"model's on 16 held-out neutral texts, harness-authored "
+                  f"(data/harness/neutral_texts.toml), at each row's layers, strengths and "
+                  f"directions; above x{BROKEN_RATIO:g} the steered model is broken (the "
+                  f"verdict stands, the row says so).")
 Results = list[tuple[CriterionResult, str]]  # (row, pytest outcome: passed/failed/xfailed/...)
 
 
@@ -30,6 +36,11 @@ def report_notes(results: Results) -> list[str]:
     for result, _ in results:
         if result.harness_authored:
             notes.append(f"* {result.id} ({result.model}): {result.harness_authored}")
+    coherent = [(r, r.details["coherence"]) for r, _ in results
+                if (r.details.get("coherence") or {}).get("note")]
+    if coherent:  # steering coherence beside each steered row (issue 16)
+        notes.append(COHERENCE_NOTE)
+        notes += [f"{r.id} ({r.model}): {c['note']}" for r, c in coherent]
     return list(dict.fromkeys(notes))
 
 

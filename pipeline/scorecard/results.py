@@ -293,8 +293,10 @@ def table_rows(results: Iterable[tuple[CriterionResult, str]]) -> list[list[str]
     """(result, outcome) pairs -> rows of COLUMNS; outcome is pytest's (passed/failed/xfailed)."""
     rows = []
     for result, outcome in results:
+        broken = bool((result.details.get("coherence") or {}).get("broken"))
         qualifiers = [q for q, on in (("xfail", outcome == "xfailed"),
-                                      ("precondition", bool(result.unmet_precondition))) if on]
+                                      ("precondition", bool(result.unmet_precondition)),
+                                      ("steered model broken", broken)) if on]
         verdict = result.verdict + (f" ({', '.join(qualifiers)})" if qualifiers else "")
         if result.harness_authored:
             verdict += " *"

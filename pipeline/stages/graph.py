@@ -21,6 +21,7 @@ from pipeline.inputs.scale import ScalePreset
 from pipeline.measures.agreement import labelled_agreement
 from pipeline.measures.results import (
     load_activity_probes,
+    load_coherence,
     load_embedding_null,
     load_judgments,
     load_logit_lens,
@@ -32,7 +33,14 @@ from pipeline.measures.results import (
     load_vectors,
 )
 from pipeline.model.runtime import ModelRuntime
-from pipeline.stages import behaviour, extraction, judge_agreement, preferences, readouts
+from pipeline.stages import (
+    behaviour,
+    coherence,
+    extraction,
+    judge_agreement,
+    preferences,
+    readouts,
+)
 from pipeline.stages.behaviour import BlackmailConfig, JudgeConfig, MirroringConfig
 from pipeline.stages.embedding_null import embedding_null_stage
 from pipeline.stages.extraction import StageSettings
@@ -156,6 +164,11 @@ STAGES: tuple[Stage, ...] = (
         load_activity_probes, "emotion probes on the activities (V8, V9)", layered=True),
     Stage("steered_preferences", ("preferences", "activity_probes", "vectors"), _steered,
           load_steering, "steered preference passes (V10, V11)", layered=True),
+    Stage("preference_coherence", ("steered_preferences", "vectors"),
+          lambda c, u, at: coherence.preference_coherence_stage(
+              c.runtime, c.store, u.result("steered_preferences"), u.result("vectors"),
+              c.settings),
+          load_coherence, "held-out neutral-text NLL per steered condition (V10, V11)"),
     Stage("mirroring", (), lambda c, u, at: behaviour.mirroring_stage(
         c.runtime, c.store, c.mirroring, c.settings, layers=at),
         load_mirroring, "user/assistant readouts (M1)", layered=True),
@@ -164,6 +177,9 @@ STAGES: tuple[Stage, ...] = (
         load_rollouts, "steered blackmail rollouts (B1, B2)"),
     Stage("blackmail_judgments", ("blackmail_rollouts",), _judgments,
           load_judgments, "rollouts graded (B1, B2)"),
+    Stage("blackmail_coherence", ("vectors",), lambda c, u, at: coherence.blackmail_coherence_stage(
+        c.runtime, c.store, u.result("vectors"), c.blackmail, c.settings),
+        load_coherence, "held-out neutral-text NLL per steered blackmail cell (B1, B2)"),
     Stage("labelled_judgments", (), _labelled, labelled_agreement,
           "the LLM judge on the hand-labelled transcripts: its agreement (B1, B2)"),
 )

@@ -318,7 +318,7 @@ def steered_preferences_stage(
                               resumable=True, log=settings.log)
 
 
-def _condition_directions(vectors: EmotionVectors, condition: str,
+def condition_directions(vectors: EmotionVectors, condition: str,
                           layers: list[int]) -> dict[int, np.ndarray]:
     if condition == CONTROL:
         return random_directions(layers, vectors.raw.shape[-1], CONTROL_SEED)
@@ -368,7 +368,7 @@ def _build_steered(runtime: ModelRuntime, work: Path, baseline: BaselinePreferen
             t0 = time.time()
             steering = Steering(
                 tuple(layers),
-                steering_vectors(_condition_directions(vectors, conditions[k], layers),
+                steering_vectors(condition_directions(vectors, conditions[k], layers),
                                  strength=strength, mean_norms=vectors.mean_norms),
                 masks.__getitem__,
             )
