@@ -66,7 +66,7 @@ def test_layer_sweep(request, harness_options, model_spec, scorecard):
             v5_row(name, numerical, layer), v6_row(name, numerical),
             v9_row(name, at_layer.emotions, at_layer.values, baseline.ratings, at_layer.layers,
                    signal=signal),
-            v10_row(name, fx, steering, signal=signal), v10_control_row(name, fx),
+            v10_row(name, fx, steering, signal=signal), v10_control_row(name, fx, signal=signal),
             v11_row(name, fx, signal=signal),
             m1_row(name, mirroring_at(mirroring, vectors, emotions, layer), mirroring, layer),
         ]

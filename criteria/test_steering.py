@@ -62,9 +62,11 @@ def test_v11_steering_effect_has_the_sign_of_the_correlation(
 
 @pytest.mark.criterion("V10_control")
 def test_v10_control_random_direction_moves_preferences_less_than_emotions(
-        runtime, steering_effects, steering_results, preference_coherence, scorecard):
+        runtime, steering_effects, steering_results, baseline_signal, preference_coherence,
+        scorecard):
     fx = steering_effects
-    result = _coherent(v10_control_row(runtime.spec.name, fx), preference_coherence,
+    result = _coherent(v10_control_row(runtime.spec.name, fx, signal=baseline_signal),
+                       preference_coherence,
                        [*fx.names, CONTROL], focus=CONTROL)
     result = scorecard.record(result)
     scorecard.require(result)

@@ -114,7 +114,7 @@ def test_every_preference_row_states_the_reduced_size_and_a_full_one_says_nothin
                  np.tile(delta[:, None], (1, 8)), np.full(8, 0.01), n_activities=16)
     signal = SimpleNamespace(unmet=lambda: None, note=lambda: "", p_value=0.01)
     assert note in v11_row("m", fx, signal=signal).explanation
-    assert note in v10_control_row("m", fx).explanation
+    assert note in v10_control_row("m", fx, signal=signal).explanation
 
 
 class _Item:

@@ -144,7 +144,7 @@ def test_every_vector_row_is_still_computed_over_the_remaining_emotions(planted)
     fx = steering_effects(steering, probes.emotions, preference_correlations(probes, baseline))
     rows["V10"] = v10_row(name, fx, steering, signal=signal)
     rows["V11"] = v11_row(name, fx, signal=signal)
-    rows["V10_control"] = v10_control_row(name, fx)
+    rows["V10_control"] = v10_control_row(name, fx, signal=signal)
     assert "blissful not steered" in rows["V11"].explanation
 
     mirroring = load_mirroring(mirroring_stage(runtime, store, MirroringConfig(), quiet))

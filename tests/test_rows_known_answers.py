@@ -407,7 +407,7 @@ def test_v10_v11_and_control_pass_when_steering_follows_the_correlation():
     r, delta = _steering_planted()
     fx = _effects(r, delta, control=5.0)
     for result in (v10_row(MODEL, fx, WHERE, signal=SIGNAL), v11_row(MODEL, fx, signal=SIGNAL),
-                   v10_control_row(MODEL, fx)):
+                   v10_control_row(MODEL, fx, signal=SIGNAL)):
         assert result.passed, result.sentence()
 
 
@@ -418,14 +418,16 @@ def test_v10_v11_and_control_fail_on_a_null():
     # The null's random direction moves ratings as much as a median emotion does.
     fx = _effects(r, delta, control=float(np.median(np.abs(delta))))
     for result in (v10_row(MODEL, fx, WHERE, signal=SIGNAL), v11_row(MODEL, fx, signal=SIGNAL),
-                   v10_control_row(MODEL, fx)):
+                   v10_control_row(MODEL, fx, signal=SIGNAL)):
         assert not result.passed, result.sentence()
 
 
-def test_v10_and_v11_fail_without_a_detectable_preference():
+def test_v10_v11_and_control_fail_without_a_detectable_preference():
     fx = _effects(*_steering_planted(), control=5.0)
     assert not v10_row(MODEL, fx, WHERE, signal=NO_SIGNAL).passed
     assert not v11_row(MODEL, fx, signal=NO_SIGNAL).passed
+    control = v10_control_row(MODEL, fx, signal=NO_SIGNAL)
+    assert control.value < 0.5 and not control.passed, control.sentence()
 
 
 def _correlated(target: float, n: int = 37, seed: int = 12):
@@ -461,7 +463,7 @@ def test_v11_sign_agreement_on_the_threshold(agree, verdict):
 @pytest.mark.parametrize(("control", "verdict"), [(5.0, False), (4.9, True)])
 def test_v10_control_on_the_threshold(control, verdict):
     delta = np.array([10.0, -10.0, 10.0, 20.0, -5.0])  # median |mean Delta-Elo| = 10
-    result = v10_control_row(MODEL, _effects(np.full(5, 0.5), delta, control))
+    result = v10_control_row(MODEL, _effects(np.full(5, 0.5), delta, control), signal=SIGNAL)
     assert result.value == pytest.approx(control / 10.0, abs=1e-12)
     if control == 5.0:
         assert result.value == 0.5  # "< 0.5": exactly half fails

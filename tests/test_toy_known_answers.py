@@ -80,7 +80,7 @@ def _verdicts(name: str, options, store, stage_settings) -> Verdicts:
                      signal=signal),
         "V10": v10_row(name, fx, steering, signal=signal),
         "V11": v11_row(name, fx, signal=signal),
-        "V10_control": v10_control_row(name, fx),
+        "V10_control": v10_control_row(name, fx, signal=signal),
     }
     return Verdicts(baseline, signal, rows)
 
