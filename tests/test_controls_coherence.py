@@ -13,6 +13,7 @@ from pipeline.measures.coherence import (
     BROKEN_NATS,
     BROKEN_RATIO,
     coherence_ratio,
+    ratio_text,
     summarize,
 )
 from pipeline.stages.behaviour import BlackmailConfig
@@ -64,6 +65,14 @@ def test_an_overflowing_steered_model_is_an_infinite_ratio():
     steered[3] = np.nan
     found = coherence_ratio(BASE, steered)
     assert math.isinf(found.ratio) and found.broken
+
+
+def test_a_huge_ratio_is_written_in_three_significant_digits():
+    # Gemma 3 270M's random direction at strength 0.5 multiplied perplexity by 3.68e21.
+    assert ratio_text(1.0349) == "1.03" and ratio_text(999.0) == "999.00"
+    assert ratio_text(3.6830021045213583e21) == "3.68e+21" and ratio_text(math.inf) == "inf"
+    found = coherence_ratio(BASE, BASE + 49.66)
+    assert found.text().startswith("x3.") and "e+21" in found.text() and len(found.text()) < 40
 
 
 def test_bad_shapes_and_unsteered_overflow_are_refused():

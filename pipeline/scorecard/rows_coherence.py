@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from pipeline.measures.coherence import BROKEN_RATIO, CoherenceRatio, summarize
+from pipeline.measures.coherence import BROKEN_RATIO, CoherenceRatio, ratio_text, summarize
 from pipeline.measures.results import CoherenceNLLs
 
 BROKEN_TAG = "steered model broken"
@@ -65,7 +65,7 @@ def coherence_note(nlls: CoherenceNLLs | None, names: Sequence[str], *,
                              " was steered")
     summary = summarize(present, nlls.unsteered, nlls.rows(present))
     worst_name, worst = summary.worst
-    head = (f"median x{summary.median:.2f} over {len(present)} steered condition"
+    head = (f"median x{ratio_text(summary.median)} over {len(present)} steered condition"
             f"{'s' if len(present) != 1 else ''}, worst {worst.text()} "
             f"({condition_label(worst_name)})")
     decisive = summary.median
@@ -90,10 +90,10 @@ def coherence_note(nlls: CoherenceNLLs | None, names: Sequence[str], *,
                f"; not broken (threshold x{BROKEN_RATIO:g})")
     sentence = (f" Steering coherence (steered / unsteered perplexity on {len(nlls.texts)} "
                 f"harness-authored held-out neutral texts): {head}{extra}{verdict}{chance}.")
-    short = (f"steering coherence x{decisive:.2f}"
+    short = (f"steering coherence x{ratio_text(decisive)}"
              + (f" at {condition_label(focus)}" if focus is not None and focus in present else
                 f" (median of {len(present)})")
-             + f", worst x{worst.ratio:.2f} ({condition_label(worst_name)})"
+             + f", worst x{ratio_text(worst.ratio)} ({condition_label(worst_name)})"
              + (f" - {BROKEN_TAG.upper()}" if broken else "")
              + (" - uninformative, the model is at chance on neutral text" if chance else ""))
     details = {
