@@ -41,7 +41,12 @@ from pipeline.model.embeddings import (
 )
 from pipeline.model.prompts import render_prompt
 from pipeline.model.runtime import ModelRuntime
-from pipeline.stages.extraction import MAX_NEUTRAL_TOKENS, MAX_STORY_TOKENS, StageSettings
+from pipeline.stages.extraction import (
+    MAX_NEUTRAL_TOKENS,
+    MAX_STORY_TOKENS,
+    StageSettings,
+    write_vectors,
+)
 from pipeline.stages.preferences import scale_activities
 from pipeline.stages.readouts import implicit_prompt_set, logit_lens_payload
 
@@ -98,16 +103,8 @@ def embedding_null_stage(runtime: ModelRuntime, store: ArtifactStore, stories: A
                                  denoised=built.denoised,
                                  mean_norms=np.array([moments["mean_norm"]]),
                                  pcs=(built.pca,), counts=counts, key="")
-        save_file({
-            "raw": built.raw.astype(np.float32),
-            "denoised": built.denoised.astype(np.float32),
-            "mean_norms": vectors.mean_norms.astype(np.float32),
-            "pcs": built.pca.components[None].astype(np.float32),
-            "pcs_explained": built.pca.explained[None].astype(np.float32),
-            "pcs_k": np.array([built.pca.k], dtype=np.int64),
-            "counts": counts,
-        }, str(work / "vectors.safetensors"))
-        (work / "emotions.json").write_text(json.dumps(list(emotions)))
+        write_vectors(work, emotions, built.raw, built.denoised, vectors.mean_norms,
+                      (built.pca,), counts)
 
         unembedding = model.get_output_embeddings().weight.detach().float().cpu().numpy()
         (work / "logit_lens.json").write_text(json.dumps(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -320,7 +321,7 @@ def neutral_stats_stage(runtime: ModelRuntime, store: ArtifactStore, neutral: Ar
 
 def vectors_stage(runtime: ModelRuntime, store: ArtifactStore, activations: Artifact,
                   neutral_stats: Artifact, settings: StageSettings = StageSettings()) -> Artifact:
-    from safetensors.numpy import load_file, save_file
+    from safetensors.numpy import load_file
 
     emotions = load_emotions()
     inputs = {**_version("vectors"), "activations_key": activations.key,
@@ -344,22 +345,7 @@ def vectors_stage(runtime: ModelRuntime, store: ArtifactStore, activations: Arti
         pcs = [pca_from_moments(moments[f"sum.{i}"], moments[f"gram.{i}"], count)
                for i in range(n_layers)]
         denoised = np.stack([project_out(raw[i], pcs[i].components) for i in range(n_layers)])
-        k_max = max(p.k for p in pcs)
-        padded = np.zeros((n_layers, k_max, d), dtype=np.float32)
-        explained = np.zeros((n_layers, k_max), dtype=np.float32)
-        for i, p in enumerate(pcs):
-            padded[i, : p.k] = p.components
-            explained[i, : p.k] = p.explained
-        save_file({
-            "raw": raw.astype(np.float32),
-            "denoised": denoised.astype(np.float32),
-            "mean_norms": moments["mean_norms"].astype(np.float32),
-            "pcs": padded,
-            "pcs_explained": explained,
-            "pcs_k": np.array([p.k for p in pcs], dtype=np.int64),
-            "counts": acts["counts"],
-        }, str(work / "vectors.safetensors"))
-        (work / "emotions.json").write_text(json.dumps(list(emotions)))
+        write_vectors(work, emotions, raw, denoised, moments["mean_norms"], pcs, acts["counts"])
         # An emotion without a usable story has a NaN vector; it is named here and in every row
         # that would have used it, and the rows run over the others.
         return {"pcs_k_per_layer": [p.k for p in pcs], "shape": list(raw.shape),
@@ -367,6 +353,31 @@ def vectors_stage(runtime: ModelRuntime, store: ArtifactStore, activations: Arti
 
     return store.get_or_build(runtime.spec.name, "vectors", inputs, build, log=settings.log)
 
+
+
+def write_vectors(work: Path, emotions: Sequence[str], raw: np.ndarray, denoised: np.ndarray,
+                  mean_norms: np.ndarray, pcs: Sequence, counts: np.ndarray) -> None:
+    """vectors.safetensors and emotions.json, the format `load_vectors` reads: raw and
+    denoised [L, E, d], mean norms [L], each layer's PCs zero-padded to the largest k."""
+    from safetensors.numpy import save_file
+
+    n_layers, _, d = raw.shape
+    k_max = max(p.k for p in pcs)
+    padded = np.zeros((n_layers, k_max, d), dtype=np.float32)
+    explained = np.zeros((n_layers, k_max), dtype=np.float32)
+    for i, p in enumerate(pcs):
+        padded[i, : p.k] = p.components
+        explained[i, : p.k] = p.explained
+    save_file({
+        "raw": raw.astype(np.float32),
+        "denoised": denoised.astype(np.float32),
+        "mean_norms": np.asarray(mean_norms).astype(np.float32),
+        "pcs": padded,
+        "pcs_explained": explained,
+        "pcs_k": np.array([p.k for p in pcs], dtype=np.int64),
+        "counts": counts,
+    }, str(work / "vectors.safetensors"))
+    (work / "emotions.json").write_text(json.dumps(list(emotions)))
 
 
 def build_vectors(runtime: ModelRuntime, store: ArtifactStore,
