@@ -47,9 +47,11 @@ def text_nlls(model, tokenizer, texts: Sequence[str], *,
             current["mask"] = mask
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
                            use_cache=False).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], dim=-1)
-            targets = ids[:, 1:].to(logp.device)
-            nll = -logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+            # cross_entropy takes the log-softmax and the target in one pass, without a second
+            # [batch, tokens, vocabulary] tensor (262k wide for Gemma 3).
+            targets = ids[:, 1:].to(logits.device)
+            nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), targets,
+                                                    reduction="none")
             real = mask[:, 1:].to(nll.device).bool()
             total = torch.where(real, nll, torch.zeros_like(nll)).sum(dim=1)
             out[start:start + len(batch)] = (total / real.sum(dim=1)).double().cpu().numpy()
