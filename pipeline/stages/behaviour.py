@@ -219,6 +219,18 @@ def cell_directions(
     return {layer: vectors.at(layer)[vectors.index(cell.vector)] for layer in layers}
 
 
+def steerable(config: BlackmailConfig, vectors: EmotionVectors) -> BlackmailConfig:
+    """`config` without the emotions a short corpus left without a vector: their cells are
+    absent, and the row that needs them (B1 desperate, B2 calm) fails saying why, while the
+    other still runs (criteria/test_blackmail.py). Only the vectors actually steered go into a
+    key. An unknown emotion raises here, before any pass."""
+    for name in config.vectors:
+        if name != RANDOM:
+            vectors.index(name)
+    return replace(config, vectors=tuple(
+        name for name in config.vectors if name == RANDOM or name not in vectors.missing))
+
+
 def rollouts_stage(
     runtime: ModelRuntime,
     store: ArtifactStore,
@@ -231,14 +243,7 @@ def rollouts_stage(
     spec = runtime.spec
     scenario = scenario or load_scenario()
     layers = list(spec.steering_layers)
-    for name in config.vectors:
-        if name != RANDOM:
-            vectors.index(name)  # fail before any generation on an unknown emotion
-    # An emotion left without a vector by a short corpus is not steered: its cells are absent,
-    # and the row that needs them (B1 desperate, B2 calm) fails saying why, while the other
-    # still runs (criteria/test_blackmail.py). Only the vectors actually steered are in the key.
-    config = replace(config, vectors=tuple(
-        name for name in config.vectors if name == RANDOM or name not in vectors.missing))
+    config = steerable(config, vectors)
     inputs = {
         **_version("blackmail_rollouts"),
         "model": runtime.identity(),

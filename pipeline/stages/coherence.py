@@ -19,20 +19,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline.inputs.artifacts import Artifact, ArtifactStore
-from pipeline.inputs.experiment import RANDOM, STAGE_VERSIONS
+from pipeline.inputs.experiment import STAGE_VERSIONS
 from pipeline.inputs.stimuli import load_neutral_texts, stimuli_digest
 from pipeline.measures.results import EmotionVectors, SteeringResults
 from pipeline.model.perplexity import text_nlls
 from pipeline.model.runtime import ModelRuntime
 from pipeline.model.steering_scale import steering_vectors
-from pipeline.stages.behaviour import BlackmailConfig, cell_directions
+from pipeline.stages.behaviour import BlackmailConfig, cell_directions, steerable
 from pipeline.stages.extraction import StageSettings
 from pipeline.stages.preferences import condition_directions
 
@@ -102,11 +101,7 @@ def blackmail_coherence_stage(runtime: ModelRuntime, store: ArtifactStore,
     B1/B2 say so). Only what changes the steering is keyed: the rollout count and length are not.
     """
     layers = list(runtime.spec.steering_layers)
-    for name in config.vectors:
-        if name != RANDOM:
-            vectors.index(name)  # an unknown emotion fails before any pass
-    config = replace(config, vectors=tuple(
-        name for name in config.vectors if name == RANDOM or name not in vectors.missing))
+    config = steerable(config, vectors)
     cells = [c for c in config.cells() if c.strength != 0]
     inputs = {**_inputs("blackmail_coherence", runtime, vectors), "layers": layers,
               "cells": [c.id for c in cells], "random_seed": config.random_seed}
