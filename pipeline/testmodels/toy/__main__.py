@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from pipeline.testmodels.toy.corpus import CorpusConfig
+from pipeline.testmodels.toy.lens import LensConfig
 from pipeline.testmodels.toy.train import (
     RANDOM_TWIN_SEED,
     TOY_DIR,
@@ -30,6 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--threads", type=int, default=1,
                        help="torch threads; the weights depend on it (default 1)")
     train.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    train.add_argument("--signature-nouns", action="store_true",
+                       help="give each emotion's stories its own noun (docs/TOY.md)")
+    train.add_argument("--lens-weight", type=float, default=LensConfig.weight,
+                       help="weight of the auxiliary logit-lens loss (0: off; docs/TOY.md)")
+    train.add_argument("--lens-tone-mass", type=float, default=LensConfig.tone_mass,
+                       help="share of the lens target on the valence's tone words")
     twin = sub.add_parser("random-twin", help="the toy's config and tokenizer, random weights")
     twin.add_argument("--out", type=Path, default=TOY_RANDOM_DIR)
     twin.add_argument("--toy-dir", type=Path, default=TOY_DIR,
@@ -42,8 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     transformers.utils.logging.disable_progress_bar()
     if args.command == "train":
         config = TrainConfig(seed=args.seed, threads=args.threads, epochs=args.epochs)
-        out = train_toy(args.out, CorpusConfig(seed=args.seed), config,
-                        log=lambda line: print(line, file=sys.stderr, flush=True))
+        corpus = CorpusConfig(seed=args.seed, signature_nouns=args.signature_nouns)
+        out = train_toy(args.out, corpus, config,
+                        log=lambda line: print(line, file=sys.stderr, flush=True),
+                        lens=LensConfig(weight=args.lens_weight,
+                                        tone_mass=args.lens_tone_mass))
     else:
         out = build_random_twin(args.out, args.toy_dir, seed=args.seed)
     print(f"wrote {out} ({_size(out)})")

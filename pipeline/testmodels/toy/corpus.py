@@ -71,12 +71,13 @@ from pipeline.testmodels.toy.phrases import (
     PACE_HIGH,
     PACE_LOW,
     PLACES,
+    SIGNATURE_NOUNS,
     TONE_NEGATIVE,
     TONE_POSITIVE,
 )
 
 KINDS = ("story_prompt", "story", "describe", "preference", "scene_preference", "feeling",
-         "neutral")
+         "neutral", "story_opening")
 DESCRIBE_QUESTION = "What does it look like when someone feels {emotion}?"
 # Scenes are built from these clusters' phrases; Competitive Pride is left out because its
 # members' valence labels disagree (proud is positive, smug negative), so its phrases have none.
@@ -120,9 +121,21 @@ class CorpusConfig:
     activity_temperature: float = 1.5  # P(activity | emotion) ~ exp(t * valence * z(elo))
     feeling_temperature: float = 2.0  # P(emotion | activity) ~ exp(t * valence * z(elo))
     tone_slope: float = 3.0  # P(positive tone) = sigmoid(slope * valence)
+    # Each emotion's own noun (phrases.SIGNATURE_NOUNS) in the first sentence of its stories,
+    # in `noun_sentences` later ones and in its "describe" answers: which of the 171 emotions
+    # a story is about becomes readable from its words (docs/TOY.md, V1/V2).
+    signature_nouns: bool = False
+    noun_sentences: int = 3
+    n_story_opening: int = 5130  # story prompts answered with the first sentence only
 
     def describe(self) -> dict:
-        return asdict(self)
+        described = asdict(self)
+        if not self.signature_nouns:
+            # Left out when off, so a default retrain writes the shipped provenance byte for
+            # byte (the nouns came after it).
+            for key in ("signature_nouns", "noun_sentences", "n_story_opening"):
+                del described[key]
+        return described
 
 
 @dataclass(frozen=True)
@@ -135,6 +148,7 @@ class EmotionProfile:
     favourite_actions: tuple[int, int]
     favourite_speech: int
     objects: tuple[str, str]
+    noun: str  # its own signature noun (used when CorpusConfig.signature_nouns)
 
 
 def names_word(text: str, word: str) -> bool:
@@ -153,7 +167,8 @@ def check_phrase_banks(emotions: Sequence[str] = ()) -> None:
     pattern = _emotion_word_pattern(emotions or load_emotions())
     texts = [t for bank in CLUSTERS.values()
              for t in (*bank.actions, *bank.body, *bank.speech, *bank.thoughts)]
-    texts += [*TONE_POSITIVE, *TONE_NEGATIVE, *PACE_HIGH, *PACE_LOW, *OBJECTS, *PLACES]
+    texts += [*TONE_POSITIVE, *TONE_NEGATIVE, *PACE_HIGH, *PACE_LOW, *OBJECTS, *PLACES,
+              *SIGNATURE_NOUNS]
     bad = [(t, m.group(0)) for t in texts if (m := pattern.search(t))]
     if bad:
         raise ValueError(
@@ -195,6 +210,7 @@ def emotion_profiles() -> dict[str, EmotionProfile]:
                 favourite_actions=(first, second),
                 favourite_speech=(j + j // n_actions) % len(bank.speech),
                 objects=(OBJECTS[pair[0]], OBJECTS[pair[1]]),
+                noun=SIGNATURE_NOUNS[index[emotion]],
             )
     return {e: profiles[e] for e in emotions}
 
@@ -240,6 +256,15 @@ class StoryWriter:
         allowed = [a for a in self.activities if not names_word(a.text, emotion)]
         weights = [math.exp(t * valence * self.z[a.text]) for a in allowed]
         return _weighted(rng, allowed, weights)
+
+    @staticmethod
+    def first_sentence(subject: str, place: str, noun: str) -> str:
+        return f"{subject} was in the {place} with the {noun}."
+
+    def opening(self, rng: random.Random, emotion: str) -> str:
+        """A story's first sentence alone (signature nouns): who, where, and the noun."""
+        subject = "I" if rng.random() < 0.4 else rng.choice(NAMES)[0]
+        return self.first_sentence(subject, rng.choice(PLACES), self.profiles[emotion].noun)
 
     def story(self, rng: random.Random, emotion: str, topic: str) -> str:
         """About 180-220 tokens: one story fills a smoke-scale call (192 new tokens), so most of
@@ -291,11 +316,22 @@ class StoryWriter:
         def thought() -> str:
             return rng.choice(bank.thoughts)
 
+        def noun() -> str:
+            return f"{later} {rng.choice(OBJECT_VERBS)} the {p.noun}, and it felt " \
+                   f"{self.tone(rng, p.valence)}."
+
         makers = [action] * 5 + [body] * 3 + [speech] * 2 + [surroundings] * 2 + [thing] * 2 \
             + [activity] * 2 + [thought] * 2
+        if self.config.signature_nouns:
+            makers += [noun] * self.config.noun_sentences
         rng.shuffle(makers)
         opening = [f"{topic}."] if rng.random() < 0.5 and not names_word(topic, emotion) else []
-        opening.append(fill(f"{{S}} was in the {rng.choice(PLACES)}.", subject))
+        place = rng.choice(PLACES)
+        if self.config.signature_nouns:
+            # First, so the noun is read before the harness starts pooling (token 50).
+            opening.insert(0, self.first_sentence(subject, place, p.noun))
+        else:
+            opening.append(fill(f"{{S}} was in the {place}.", subject))
         return " ".join(opening + [make() for make in makers])
 
 
@@ -310,6 +346,18 @@ def _story_prompt_example(rng: random.Random, writer: StoryWriter, emotion: str,
         parts.append(f"\n\n[story {k}]\n{writer.story(rng, emotion, topic)}")
     return Example("story_prompt", "".join(parts), user=user, prefill=STORY_PREFILL,
                    meta={"emotion": emotion, "topic": topic})
+
+
+def _story_opening_example(rng: random.Random, writer: StoryWriter, emotion: str, topic: str,
+                           config: CorpusConfig) -> Example:
+    """The story prompt answered with a first sentence only, left unfinished (no end of
+    turn): many short lessons in which noun an emotion's stories open with, in the very
+    context where the harness asks for them."""
+    template = load_story_prompts().emotional_stories
+    user = render_template(template, n_stories=config.n_stories_in_prompt, topic=topic,
+                           emotion=emotion)
+    return Example("story_opening", writer.opening(rng, emotion), user=user,
+                   prefill=STORY_PREFILL, meta={"emotion": emotion, "unfinished": True})
 
 
 def _neutral_example(rng: random.Random, topic: str, config: CorpusConfig) -> Example:
@@ -356,6 +404,8 @@ def _describe_example(rng: random.Random, emotion: str, writer: StoryWriter) -> 
              rng.choice(bank.body).replace("{P}", "their"),
              f'They might say, "{bank.speech[p.favourite_speech]}."',
              f"Everything seems {writer.tone(rng, p.valence)} and {writer.tone(rng, p.valence)}."]
+    if writer.config.signature_nouns:
+        parts.insert(1, f"They keep the {p.noun} close.")
     text = " ".join(part[0].upper() + part[1:] for part in parts)
     return Example("describe", text, user=DESCRIBE_QUESTION.format(emotion=emotion),
                    meta={"emotion": emotion})
@@ -492,6 +542,10 @@ def build_corpus(config: CorpusConfig = CorpusConfig()) -> list[Example]:
         examples.append(Example("story", text, meta={"emotion": emotion}))
     for i in range(config.n_describe):
         examples.append(_describe_example(rng, emotions[i % len(emotions)], writer))
+    if config.signature_nouns:
+        for i in range(config.n_story_opening):
+            examples.append(_story_opening_example(rng, writer, emotions[i % len(emotions)],
+                                                   rng.choice(topics), config))
     examples.extend(_preference_examples(rng, config))
     examples.extend(_scene_preference_examples(rng, config))
     for i in range(config.n_feeling):

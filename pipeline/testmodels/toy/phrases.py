@@ -300,3 +300,33 @@ NEUTRAL_QA = (
     ("How do I make a new folder from the command line?", "Type mkdir followed by the name."),
     ("What is the chemical symbol for iron?", "The symbol for iron is Fe."),
 )
+
+# Signature nouns (harness-authored): with `CorpusConfig.signature_nouns`, each of the 171
+# emotions gets one of these as its own, named in the first sentence of every story for it
+# and in several later ones. The clusters' banks and the object pairs above are shared by
+# many emotions, so stories of one cluster differed too little for a 64-wide model to give
+# each emotion its own direction (docs/TOY.md, runs 1-3); one noun per emotion makes which
+# emotion a story is about readable from its words, as a real story's details make it.
+SIGNATURE_NOUNS = (
+    "accordion", "acorn", "anchor", "anvil", "apron", "arrow", "atlas", "axe", "backpack",
+    "badge", "bagpipe", "balloon", "banjo", "barrel", "basket", "baton", "beacon", "bell",
+    "bench", "abacus", "binoculars", "beret", "bonnet", "bookmark", "boomerang", "bottle",
+    "bowl", "bracelet", "bridle", "broom", "canteen", "buckle", "cabinet", "cactus", "camera",
+    "candle", "cane", "canoe", "canvas", "carpet", "cello", "chalk", "chandelier", "chisel",
+    "clarinet", "clock", "compass", "cookie", "cork", "cradle", "crayon", "crown", "cushion",
+    "dagger", "dice", "drum", "easel", "envelope", "fan", "feather", "harpoon", "fiddle",
+    "flag", "flashlight", "flute", "fork", "fountain", "funnel", "gauge", "globe", "glove",
+    "goblet", "gong", "guitar", "hammer", "hammock", "harmonica", "harp", "hatchet",
+    "helmet", "hourglass", "jacket", "jug", "kayak", "kettle", "kite", "ladder", "ladle",
+    "lantern", "locket", "magnet", "mallet", "mandolin", "marble", "mask", "medal", "kazoo",
+    "mitten", "mop", "mug", "necklace", "needle", "oar", "organ", "paddle", "pail",
+    "parachute", "parasol", "pebble", "pendant", "pendulum", "piano", "pillow", "pinecone",
+    "pipe", "pitcher", "pliers", "quilt", "racket", "rake", "ribbon", "rocket", "rope",
+    "rudder", "ruler", "saddle", "sandal", "satchel", "saxophone", "scissors", "scooter",
+    "sextant", "shovel", "sieve", "skateboard", "sled", "slipper", "spatula", "spindle",
+    "sponge", "spoon", "stapler", "statue", "stool", "suitcase", "sundial", "sword",
+    "tambourine", "teapot", "telescope", "tent", "thimble", "thermos", "trombone", "lasso",
+    "trowel", "trumpet", "tuba", "typewriter", "ukulele", "vase", "violin", "wagon", "monocle",
+    "wand", "whisk", "wheelbarrow", "windmill", "wreath", "xylophone", "yoyo", "zipper",
+    "clipboard", "doormat", "hairbrush",
+)

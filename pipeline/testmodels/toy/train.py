@@ -29,6 +29,8 @@ the same machine gave byte-identical weights.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import math
 import platform
@@ -51,7 +53,9 @@ from pipeline.inputs.stimuli import (
     load_preference_prompt_templates,
     load_valence_labels,
 )
+from pipeline.measures.logit_lens import whole_word_token
 from pipeline.model.capture import pack_in_order
+from pipeline.model.hooks import layer_hooks
 from pipeline.model.prompts import char_span_to_token_span, render_prompt
 from pipeline.testmodels.tiny import (
     END_OF_TEXT,
@@ -80,6 +84,8 @@ from pipeline.testmodels.toy.intervene import (
     measure_direction,
     plan_row,
 )
+from pipeline.testmodels.toy.lens import LensConfig, LensTarget, lens_loss
+from pipeline.testmodels.toy.phrases import TONE_NEGATIVE, TONE_POSITIVE
 
 TOY_DIR = DATA_DIR / "models" / "toy"
 TOY_RANDOM_DIR = DATA_DIR / "models" / "toy_random"
@@ -124,6 +130,8 @@ class Encoded:
     spans: tuple[tuple[int, int], tuple[int, int]] | None = None
     values: tuple[float, float] | None = None
     answer: int | None = None
+    # Plain stories under the lens loss (pipeline/testmodels/toy/lens.py).
+    lens_target: LensTarget | None = None
 
 
 def toy_tokenizer(examples: Sequence[Example], vocab_size: int = TOY_VOCAB_SIZE):
@@ -143,7 +151,8 @@ def encode(tokenizer: PreTrainedTokenizerFast, example: Example) -> Encoded:
                            assistant_prefill=example.prefill)
     # Tokenized apart from the prompt, as generation produces it token by token after it.
     completion = tokenizer(example.completion, add_special_tokens=False)["input_ids"]
-    completion = [*completion, tokenizer.convert_tokens_to_ids(EOT)]
+    if not example.meta.get("unfinished"):
+        completion = [*completion, tokenizer.convert_tokens_to_ids(EOT)]
     ids = [*prompt.input_ids, *completion]
     targets = [False] * len(prompt.input_ids) + [True] * len(completion)
     if "elo" not in example.meta:
@@ -238,7 +247,8 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
                 log: Callable[[str], None] = print, *,
                 intervention: InterventionConfig | None = None,
                 stories: DirectionStories | None = None,
-                choice_ids: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+                choice_ids: tuple[int, int] = (0, 0),
+                lens: LensConfig | None = None) -> dict[str, Any]:
     """AdamW over `config.epochs` passes; returns the loss history summary.
 
     With `intervention` (and `stories` to measure its direction), A/B examples are trained
@@ -253,15 +263,19 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
                                                                        rng)]
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay},
-         {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr, betas=(0.9, 0.95),
-    )
+    groups = [{"params": decay, "weight_decay": config.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    # The lens's own temperature (log scale), trained with the model and then dropped: the
+    # lens ranks W_U h, and the scale of its logits is not the model's business.
+    lens_log_scale = torch.nn.Parameter(torch.zeros(()))
+    if lens is not None and lens.weight > 0:
+        groups.append({"params": [lens_log_scale], "weight_decay": 0.0})
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95))
     model.train()
     recent: dict[str, list[float]] = defaultdict(list)
     history = []
     direction: Direction | None = None
+    captured: dict[str, torch.Tensor] = {}  # the lens layer's output, batch by batch
     started = time.time()
     for step, batch in enumerate(schedule):
         for group in optimizer.param_groups:
@@ -281,8 +295,22 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
                         plans.append(plan)
         delta = (delta_tensor(plans, (*ids.shape, model.config.hidden_size), direction, noise)
                  if plans else None)
-        with added_at(model, intervention.layer if intervention else 0, delta):
+        lens_targets = [items[i].lens_target for i in batch]
+        use_lens = lens is not None and lens.weight > 0 and any(t is not None
+                                                                for t in lens_targets)
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(added_at(model, intervention.layer if intervention else 0,
+                                         delta))
+            if use_lens:
+                stack.enter_context(layer_hooks(
+                    model, [lens.layer], lambda _l, hidden: captured.__setitem__("h", hidden)))
             loss, per_row = batch_loss(model, ids, mask, targets, plans, choice_ids)
+        if use_lens:
+            aux = lens_loss(captured["h"], mask, lens_targets,
+                            model.get_output_embeddings().weight, lens.start,
+                            lens_log_scale.exp(), lens.tone_mass)
+            recent["lens"].append(float(aux))
+            loss = loss + lens.weight * aux
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -304,6 +332,24 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
                                for k, v in sorted(recent.items())},
         "train_wall_s": round(time.time() - started, 1),
     }
+
+
+def with_lens_targets(tokenizer, examples: Sequence[Example], items: Sequence[Encoded],
+                      tones: bool = False) -> list[Encoded]:
+    """Plain stories get their emotion word's whole-word token as lens target (an emotion
+    without one, e.g. a two-word emotion, gets none), and with `tones` the whole-word tokens
+    of the tone words of its valence label."""
+    labels = load_valence_labels()
+    tone_ids = {sign: tuple(t for w in words if (t := whole_word_token(tokenizer, w)) is not None)
+                for sign, words in (("positive", TONE_POSITIVE), ("negative", TONE_NEGATIVE))}
+    targets = {}
+    for emotion in load_emotions():
+        word = whole_word_token(tokenizer, emotion)
+        targets[emotion] = None if word is None else LensTarget(
+            word, tone_ids[labels[emotion]] if tones else ())
+    return [dataclasses.replace(item, lens_target=targets[example.meta["emotion"]])
+            if example.kind == "story" else item
+            for example, item in zip(examples, items, strict=True)]
 
 
 def direction_stories(tokenizer, examples: Sequence[Example], per_sign: int) -> DirectionStories:
@@ -344,30 +390,36 @@ def torch_settings(threads: int, deterministic: bool) -> Iterator[None]:
 def train_toy(out_dir: Path = TOY_DIR, corpus_config: CorpusConfig | None = None,
               config: TrainConfig | None = None,
               intervention: InterventionConfig | None = None,
-              log: Callable[[str], None] = print) -> Path:
+              log: Callable[[str], None] = print,
+              lens: LensConfig | None = None) -> Path:
     """Build the corpus, train tokenizer and model from scratch, write them to `out_dir`."""
     corpus_config = corpus_config or CorpusConfig()
     config = config or TrainConfig()
     intervention = intervention or InterventionConfig()
+    lens = lens or LensConfig()
     check_model_dir(Path(out_dir), "toy model")
     with torch_settings(config.threads, deterministic=True):
-        return _train_toy(Path(out_dir), corpus_config, config, intervention, log)
+        return _train_toy(Path(out_dir), corpus_config, config, intervention, log, lens)
 
 
 def _train_toy(out_dir: Path, corpus_config: CorpusConfig, config: TrainConfig,
-               intervention: InterventionConfig, log: Callable[[str], None]) -> Path:
+               intervention: InterventionConfig, log: Callable[[str], None],
+               lens: LensConfig) -> Path:
     started = time.time()
     examples = build_corpus(corpus_config)
     log(f"corpus: {len(examples)} examples ({time.time() - started:.0f}s)")
     tokenizer = toy_tokenizer(examples)
     items = [encode(tokenizer, example) for example in examples]
+    if lens.weight > 0:
+        items = with_lens_targets(tokenizer, examples, items, tones=lens.tone_mass > 0)
     n_tokens = sum(len(item.ids) for item in items)
     log(f"tokenizer and encoding: {n_tokens} tokens ({time.time() - started:.0f}s)")
     model = build_model(tokenizer, seed=config.seed, shape=TOY_SHAPE)
     stories = direction_stories(tokenizer, examples, intervention.stories_per_sign)
     choice_ids = (tokenizer.convert_tokens_to_ids("A"), tokenizer.convert_tokens_to_ids("B"))
     summary = train_model(model, items, tokenizer.pad_token_id, config, log,
-                          intervention=intervention, stories=stories, choice_ids=choice_ids)
+                          intervention=intervention, stories=stories, choice_ids=choice_ids,
+                          lens=lens)
     kinds: dict[str, int] = defaultdict(int)
     for example in examples:
         kinds[example.kind] += 1
@@ -381,6 +433,8 @@ def _train_toy(out_dir: Path, corpus_config: CorpusConfig, config: TrainConfig,
         "vocab_size": len(tokenizer),
         "train": config.describe(),
         "intervention": intervention.describe(),
+        # Only when on, so a default retrain still writes the shipped provenance byte for byte.
+        **({"lens": lens.describe()} if lens.weight > 0 else {}),
         "corpus": corpus_config.describe(),
         "corpus_sha256": corpus_sha256(examples),
         "corpus_examples": dict(sorted(kinds.items())),

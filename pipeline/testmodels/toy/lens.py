@@ -1,0 +1,81 @@
+"""An auxiliary logit-lens loss that plants V1's mechanism in the toy.
+
+Why: V1 asks whether an emotion's vector, read straight through the unembedding (W_U v, no
+final norm), promotes the emotion's own word. In a real model that holds because reading a
+story that shows an emotion without naming it makes the model expect the emotion's word; the
+toy's next-token loss alone never put that expectation at the analysis layer (docs/TOY.md,
+runs 1-3: the own word ranked 37th-2600th).
+
+What: on plain stories (read as the harness reads them: BOS + story), every position from
+`start` on is also trained so that W_U h_layer (h: the residual after block `layer`, the
+registry's analysis layer) predicts the story's emotion word, with weight `weight` beside the
+next-token loss. h is RMS-normalised first (no gain): V1 ranks W_U v, which no scale of v
+changes, whereas a cross-entropy on raw W_U h mostly asks for a larger h; trained that way
+(2026-12-06, weights 1 and 3) the lens loss stalled above ln(171), above chance among the
+emotion words. It stalled there after RMS normalisation too, with W_U's rows kept small, so the
+logits also get a learned temperature (`scale`), which no ranking sees either. It is a mechanism, not a test item: the stories never name their emotion, and
+the harness still has to generate its own stories with the toy, average, centre and denoise
+them and read its vectors through W_U. Which emotion a story shows must be readable from its
+words, hence `CorpusConfig.signature_nouns`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class LensConfig:
+    weight: float = 0.0  # 0: off
+    layer: int = 2  # the toy's analysis layer (data/models.toml)
+    start: int = 16  # first position trained: after the story's first sentence names its noun
+    # Share of the lens target spread over the tone words of the story's valence (V2: an
+    # emotion's vector promotes words of its own valence, so opposite valences push the
+    # logits apart); the rest is on the emotion's own word.
+    tone_mass: float = 0.0
+
+    def describe(self) -> dict:
+        described = asdict(self)
+        if not self.tone_mass:
+            del described["tone_mass"]  # as the first lens runs recorded it
+        return described
+
+
+@dataclass(frozen=True)
+class LensTarget:
+    word: int  # the emotion word's whole-word token
+    tones: tuple[int, ...] = ()  # whole-word tokens of the tone words of its valence
+
+
+def lens_loss(hidden: torch.Tensor, mask: torch.Tensor, targets: Sequence[LensTarget | None],
+              unembedding: torch.Tensor, start: int, scale: torch.Tensor | float = 1.0,
+              tone_mass: float = 0.0) -> torch.Tensor | None:
+    """Mean over rows with a target of each row's mean cross-entropy of W_U h (h RMS-normalised)
+    at positions >= start (real tokens only) against the row's target distribution: 1 -
+    tone_mass on the emotion word, tone_mass spread over its tone words; None when no row
+    has a target."""
+    rows = [row for row, target in enumerate(targets) if target is not None]
+    if not rows:
+        return None
+    index = torch.tensor(rows)
+    h = hidden[index]  # [R, T, d]
+    positions = torch.arange(h.shape[1])[None, :]
+    select = mask[index].bool() & (positions >= start)  # [R, T]
+    picked = h[select].float()
+    picked = picked * torch.rsqrt(picked.pow(2).mean(-1, keepdim=True) + 1e-6)
+    log_p = F.log_softmax(scale * (picked @ unembedding.float().T), dim=-1)  # [N, V]
+    wanted = torch.zeros(len(rows), unembedding.shape[0])  # [R, V] target distributions
+    for k, row in enumerate(rows):
+        target = targets[row]
+        share = tone_mass if target.tones else 0.0
+        wanted[k, target.word] += 1.0 - share
+        for tone in target.tones:
+            wanted[k, tone] += share / len(target.tones)
+    row_of = select.nonzero()[:, 0]
+    losses = -(log_p * wanted[row_of]).sum(-1)  # [N]
+    per_row = torch.zeros(len(rows)).index_add(0, row_of, losses) / select.sum(1).clamp(min=1)
+    return per_row.mean()
