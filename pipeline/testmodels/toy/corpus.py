@@ -335,11 +335,15 @@ class StoryWriter:
         return " ".join(opening + [make() for make in makers])
 
 
+def _story_prompt_user(emotion: str, topic: str, config: CorpusConfig) -> str:
+    """The paper's story prompt for (emotion, topic), as the harness renders it."""
+    return render_template(load_story_prompts().emotional_stories,
+                           n_stories=config.n_stories_in_prompt, topic=topic, emotion=emotion)
+
+
 def _story_prompt_example(rng: random.Random, writer: StoryWriter, emotion: str, topic: str,
                           config: CorpusConfig) -> Example:
-    template = load_story_prompts().emotional_stories
-    user = render_template(template, n_stories=config.n_stories_in_prompt, topic=topic,
-                           emotion=emotion)
+    user = _story_prompt_user(emotion, topic, config)
     n = rng.randint(*config.stories_per_call)
     parts = [writer.story(rng, emotion, topic)]
     for k in range(2, n + 1):
@@ -353,9 +357,7 @@ def _story_opening_example(rng: random.Random, writer: StoryWriter, emotion: str
     """The story prompt answered with a first sentence only, left unfinished (no end of
     turn): many short lessons in which noun an emotion's stories open with, in the very
     context where the harness asks for them."""
-    template = load_story_prompts().emotional_stories
-    user = render_template(template, n_stories=config.n_stories_in_prompt, topic=topic,
-                           emotion=emotion)
+    user = _story_prompt_user(emotion, topic, config)
     return Example("story_opening", writer.opening(rng, emotion), user=user,
                    prefill=STORY_PREFILL, meta={"emotion": emotion, "unfinished": True})
 
