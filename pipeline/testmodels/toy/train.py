@@ -309,7 +309,7 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
             aux = lens_loss(captured["h"], mask, lens_targets,
                             model.get_output_embeddings().weight, lens.start,
                             lens_log_scale.exp(), lens.tone_mass)
-            recent["lens"].append(float(aux.detach()))
+            recent["lens"].append(aux.item())
             loss = loss + lens.weight * aux
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
