@@ -2,7 +2,16 @@
 
 import torch
 
-from pipeline.testmodels.toy.lens import LensConfig, LensTarget, lens_loss
+import pytest
+
+from pipeline.testmodels.toy.lens import (
+    LensConfig,
+    LensTarget,
+    lens_loss,
+    valence_axis,
+    valence_axis_loss,
+)
+from pipeline.testmodels.toy.train import TOY_SHAPE, toy_shape
 
 
 def _setup(seed: int = 0):
@@ -46,3 +55,42 @@ def test_tone_mass_spreads_the_target_over_the_tone_words():
 def test_the_lens_is_off_by_default_and_leaves_the_recorded_config_alone():
     assert LensConfig().weight == 0.0
     assert "tone_mass" not in LensConfig().describe()
+    assert "valence_weight" not in LensConfig().describe()
+    assert LensConfig(valence_weight=2.0).describe()["valence_margin"] == 0.3
+
+
+def test_the_valence_axis_raises_positive_tone_words_over_negative_ones():
+    unembedding, _ = _setup()
+    axis = valence_axis(unembedding, [1, 2], [3, 4])
+    assert torch.isclose(axis.norm(), torch.tensor(1.0))
+    logits = unembedding @ axis
+    assert logits[[1, 2]].mean() > logits[[3, 4]].mean()
+
+
+def test_the_valence_axis_loss_is_zero_at_the_margin_and_signed_by_the_label():
+    unembedding, mask = _setup()
+    axis = valence_axis(unembedding, [1, 2], [3, 4])
+    generator = torch.Generator().manual_seed(3)
+    other = torch.randn(16, generator=generator)
+    other = other - (other @ axis) * axis
+    other = other / other.norm()
+    margin = 0.3
+    # Each position at cosine +margin with the axis (positive) or -margin (negative).
+    along = margin * axis + (1 - margin**2) ** 0.5 * other
+    against = -margin * axis + (1 - margin**2) ** 0.5 * other
+    hidden = torch.stack([along.expand(12, 16), against.expand(12, 16)])
+    targets = [LensTarget(7, valence=1.0), LensTarget(8, valence=-1.0)]
+    planted = valence_axis_loss(hidden, mask, targets, axis, start=4, margin=margin)
+    swapped = valence_axis_loss(hidden, mask, targets[::-1], axis, start=4, margin=margin)
+    assert planted < 1e-10
+    assert swapped == pytest.approx(4 * margin**2)  # (0.3 - -0.3)^2 on every position
+    assert valence_axis_loss(hidden, mask, [LensTarget(7), None], axis, 4, margin) is None
+
+
+def test_the_toy_shape_at_its_own_width_is_the_recorded_shape():
+    # The shipped toy's provenance records TOY_SHAPE; width 64 must reproduce it byte for byte.
+    assert toy_shape(TOY_SHAPE["hidden_size"]) == TOY_SHAPE
+    assert list(toy_shape(128)) == list(TOY_SHAPE)
+    assert toy_shape(128)["intermediate_size"] == 512
+    with pytest.raises(ValueError, match="width 100"):
+        toy_shape(100)

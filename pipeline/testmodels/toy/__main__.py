@@ -12,8 +12,10 @@ from pipeline.testmodels.toy.train import (
     RANDOM_TWIN_SEED,
     TOY_DIR,
     TOY_RANDOM_DIR,
+    TOY_SHAPE,
     TrainConfig,
     build_random_twin,
+    toy_shape,
     train_toy,
 )
 
@@ -37,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
                        help="weight of the auxiliary logit-lens loss (0: off; docs/TOY.md)")
     train.add_argument("--lens-tone-mass", type=float, default=LensConfig.tone_mass,
                        help="share of the lens target on the valence's tone words")
+    train.add_argument("--lens-valence-weight", type=float, default=LensConfig.valence_weight,
+                       help="weight of the valence-axis loss at the lens layer (G1)")
+    train.add_argument("--width", type=int, default=TOY_SHAPE["hidden_size"],
+                       help="residual width (MLP 4x); the twin follows the toy's")
     twin = sub.add_parser("random-twin", help="the toy's config and tokenizer, random weights")
     twin.add_argument("--out", type=Path, default=TOY_RANDOM_DIR)
     twin.add_argument("--toy-dir", type=Path, default=TOY_DIR,
@@ -53,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         out = train_toy(args.out, corpus, config,
                         log=lambda line: print(line, file=sys.stderr, flush=True),
                         lens=LensConfig(weight=args.lens_weight,
-                                        tone_mass=args.lens_tone_mass))
+                                        tone_mass=args.lens_tone_mass,
+                                        valence_weight=args.lens_valence_weight),
+                        shape=toy_shape(args.width))
     else:
         out = build_random_twin(args.out, args.toy_dir, seed=args.seed)
     print(f"wrote {out} ({_size(out)})")

@@ -37,11 +37,19 @@ class LensConfig:
     # emotion's vector promotes words of its own valence, so opposite valences push the
     # logits apart); the rest is on the emotion's own word.
     tone_mass: float = 0.0
+    # G1 (PC1 of the emotion vectors is valence): a squared loss pulling the cosine of each
+    # trained position's h with the valence axis (the unembedding's positive-minus-negative
+    # tone direction, so the axis also serves V2) to +margin for positive stories and -margin
+    # for negative ones. Without it (runs S-X) which axis came first depended on the seed.
+    valence_weight: float = 0.0
+    valence_margin: float = 0.3
 
     def describe(self) -> dict:
         described = asdict(self)
         if not self.tone_mass:
             del described["tone_mass"]  # as the first lens runs recorded it
+        if not self.valence_weight:
+            del described["valence_weight"], described["valence_margin"]
         return described
 
 
@@ -49,6 +57,34 @@ class LensConfig:
 class LensTarget:
     word: int  # the emotion word's whole-word token
     tones: tuple[int, ...] = ()  # whole-word tokens of the tone words of its valence
+    valence: float = 0.0  # +1 positive, -1 negative label (the valence-axis loss)
+
+
+def valence_axis(unembedding: torch.Tensor, positive: Sequence[int],
+                 negative: Sequence[int]) -> torch.Tensor:
+    """Unit vector in the residual space along which W_U raises the positive tone words over
+    the negative ones (detached: the axis is read off the unembedding, not trained through)."""
+    w = unembedding.detach().float()
+    axis = w[list(positive)].mean(0) - w[list(negative)].mean(0)
+    return axis / axis.norm().clamp(min=1e-8)
+
+
+def valence_axis_loss(hidden: torch.Tensor, mask: torch.Tensor,
+                      targets: Sequence[LensTarget | None], axis: torch.Tensor, start: int,
+                      margin: float) -> torch.Tensor | None:
+    """Mean over rows with a signed target of the mean squared gap between cos(h, axis) and
+    valence * margin at positions >= start (real tokens only); None when no row qualifies."""
+    rows = [row for row, t in enumerate(targets) if t is not None and t.valence]
+    if not rows:
+        return None
+    index = torch.tensor(rows)
+    h = hidden[index].float()  # [R, T, d]
+    positions = torch.arange(h.shape[1])[None, :]
+    select = (mask[index].bool() & (positions >= start)).float()  # [R, T]
+    cosine = (h @ axis) / h.norm(dim=-1).clamp(min=1e-6)  # [R, T]
+    want = torch.tensor([targets[r].valence * margin for r in rows])[:, None]
+    per_row = ((cosine - want) ** 2 * select).sum(1) / select.sum(1).clamp(min=1)
+    return per_row.mean()
 
 
 def lens_loss(hidden: torch.Tensor, mask: torch.Tensor, targets: Sequence[LensTarget | None],

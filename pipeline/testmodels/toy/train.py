@@ -84,7 +84,13 @@ from pipeline.testmodels.toy.intervene import (
     measure_direction,
     plan_row,
 )
-from pipeline.testmodels.toy.lens import LensConfig, LensTarget, lens_loss
+from pipeline.testmodels.toy.lens import (
+    LensConfig,
+    LensTarget,
+    lens_loss,
+    valence_axis,
+    valence_axis_loss,
+)
 from pipeline.testmodels.toy.phrases import TONE_NEGATIVE, TONE_POSITIVE
 
 TOY_DIR = DATA_DIR / "models" / "toy"
@@ -99,6 +105,15 @@ TOY_SHAPE: dict[str, Any] = {
     "max_position_embeddings": 2048,
     "tie_word_embeddings": False,
 }
+
+
+def toy_shape(width: int) -> dict[str, Any]:
+    """TOY_SHAPE at another residual width (MLP 4x wide, as in TOY_SHAPE)."""
+    if width < 16 or width % 16:
+        raise ValueError(f"toy width {width}: expected a multiple of 16 (4 heads of even size)")
+    return {**TOY_SHAPE, "hidden_size": width, "intermediate_size": 4 * width}
+
+
 # Extra tokenizer-training texts: the emotion words, so that most become single tokens.
 EMOTION_WORD_REPEATS = 200
 RANDOM_TWIN_SEED = 1
@@ -248,7 +263,8 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
                 intervention: InterventionConfig | None = None,
                 stories: DirectionStories | None = None,
                 choice_ids: tuple[int, int] = (0, 0),
-                lens: LensConfig | None = None) -> dict[str, Any]:
+                lens: LensConfig | None = None,
+                tone_ids: tuple[Sequence[int], Sequence[int]] = ((), ())) -> dict[str, Any]:
     """AdamW over `config.epochs` passes; returns the loss history summary.
 
     With `intervention` (and `stories` to measure its direction), A/B examples are trained
@@ -311,6 +327,14 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
                             lens_log_scale.exp(), lens.tone_mass)
             recent["lens"].append(aux.item())
             loss = loss + lens.weight * aux
+            if lens.valence_weight > 0:
+                unembedding = model.get_output_embeddings().weight
+                axis = valence_axis(unembedding, *tone_ids)
+                gap = valence_axis_loss(captured["h"], mask, lens_targets, axis, lens.start,
+                                        lens.valence_margin)
+                if gap is not None:
+                    recent["valence"].append(gap.item())
+                    loss = loss + lens.valence_weight * gap
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -334,19 +358,25 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
     }
 
 
+def tone_token_ids(tokenizer) -> dict[str, tuple[int, ...]]:
+    """The whole-word tokens of the positive and of the negative tone words."""
+    return {sign: tuple(t for w in words if (t := whole_word_token(tokenizer, w)) is not None)
+            for sign, words in (("positive", TONE_POSITIVE), ("negative", TONE_NEGATIVE))}
+
+
 def with_lens_targets(tokenizer, examples: Sequence[Example], items: Sequence[Encoded],
-                      tones: bool = False) -> list[Encoded]:
+                      tones: bool = False, valence: bool = False) -> list[Encoded]:
     """Plain stories get their emotion word's whole-word token as lens target (an emotion
-    without one, e.g. a two-word emotion, gets none), and with `tones` the whole-word tokens
-    of the tone words of its valence label."""
+    without one, e.g. a two-word emotion, gets none), with `tones` the whole-word tokens
+    of the tone words of its valence label, and with `valence` its label's sign."""
     labels = load_valence_labels()
-    tone_ids = {sign: tuple(t for w in words if (t := whole_word_token(tokenizer, w)) is not None)
-                for sign, words in (("positive", TONE_POSITIVE), ("negative", TONE_NEGATIVE))}
+    tone_ids = tone_token_ids(tokenizer)
     targets = {}
     for emotion in load_emotions():
         word = whole_word_token(tokenizer, emotion)
         targets[emotion] = None if word is None else LensTarget(
-            word, tone_ids[labels[emotion]] if tones else ())
+            word, tone_ids[labels[emotion]] if tones else (),
+            (1.0 if labels[emotion] == "positive" else -1.0) if valence else 0.0)
     return [dataclasses.replace(item, lens_target=targets[example.meta["emotion"]])
             if example.kind == "story" else item
             for example, item in zip(examples, items, strict=True)]
@@ -391,7 +421,8 @@ def train_toy(out_dir: Path = TOY_DIR, corpus_config: CorpusConfig | None = None
               config: TrainConfig | None = None,
               intervention: InterventionConfig | None = None,
               log: Callable[[str], None] = print,
-              lens: LensConfig | None = None) -> Path:
+              lens: LensConfig | None = None,
+              shape: dict[str, Any] | None = None) -> Path:
     """Build the corpus, train tokenizer and model from scratch, write them to `out_dir`."""
     corpus_config = corpus_config or CorpusConfig()
     config = config or TrainConfig()
@@ -399,27 +430,30 @@ def train_toy(out_dir: Path = TOY_DIR, corpus_config: CorpusConfig | None = None
     lens = lens or LensConfig()
     check_model_dir(Path(out_dir), "toy model")
     with torch_settings(config.threads, deterministic=True):
-        return _train_toy(Path(out_dir), corpus_config, config, intervention, log, lens)
+        return _train_toy(Path(out_dir), corpus_config, config, intervention, log, lens,
+                          shape or TOY_SHAPE)
 
 
 def _train_toy(out_dir: Path, corpus_config: CorpusConfig, config: TrainConfig,
                intervention: InterventionConfig, log: Callable[[str], None],
-               lens: LensConfig) -> Path:
+               lens: LensConfig, shape: dict[str, Any]) -> Path:
     started = time.time()
     examples = build_corpus(corpus_config)
     log(f"corpus: {len(examples)} examples ({time.time() - started:.0f}s)")
     tokenizer = toy_tokenizer(examples)
     items = [encode(tokenizer, example) for example in examples]
     if lens.weight > 0:
-        items = with_lens_targets(tokenizer, examples, items, tones=lens.tone_mass > 0)
+        items = with_lens_targets(tokenizer, examples, items, tones=lens.tone_mass > 0,
+                                  valence=lens.valence_weight > 0)
     n_tokens = sum(len(item.ids) for item in items)
     log(f"tokenizer and encoding: {n_tokens} tokens ({time.time() - started:.0f}s)")
-    model = build_model(tokenizer, seed=config.seed, shape=TOY_SHAPE)
+    model = build_model(tokenizer, seed=config.seed, shape=shape)
     stories = direction_stories(tokenizer, examples, intervention.stories_per_sign)
     choice_ids = (tokenizer.convert_tokens_to_ids("A"), tokenizer.convert_tokens_to_ids("B"))
+    tones = tone_token_ids(tokenizer)
     summary = train_model(model, items, tokenizer.pad_token_id, config, log,
                           intervention=intervention, stories=stories, choice_ids=choice_ids,
-                          lens=lens)
+                          lens=lens, tone_ids=(tones["positive"], tones["negative"]))
     kinds: dict[str, int] = defaultdict(int)
     for example in examples:
         kinds[example.kind] += 1
@@ -429,7 +463,7 @@ def _train_toy(out_dir: Path, corpus_config: CorpusConfig, config: TrainConfig,
         # for byte. The module is now pipeline.testmodels.toy (pipeline/ split into layers).
         "built_by": "python -m pipeline.toy train",
         "seed": config.seed,
-        "config": TOY_SHAPE,
+        "config": shape,
         "vocab_size": len(tokenizer),
         "train": config.describe(),
         "intervention": intervention.describe(),
@@ -458,16 +492,18 @@ def build_random_twin(out_dir: Path = TOY_RANDOM_DIR, toy_dir: Path = TOY_DIR,
             "the toy first (python -m pipeline.testmodels.toy train) or pass --toy-dir"
         )
     tokenizer = PreTrainedTokenizerFast.from_pretrained(toy_dir)
-    with torch_settings(threads=1, deterministic=True):
-        model = build_model(tokenizer, seed=seed, shape=TOY_SHAPE)
     toy_provenance = json.loads((toy_dir / "provenance.json").read_text())
+    # The twin has the toy's shape, whatever width the toy was trained at.
+    shape = toy_provenance.get("config", TOY_SHAPE)
+    with torch_settings(threads=1, deterministic=True):
+        model = build_model(tokenizer, seed=seed, shape=shape)
     provenance = {
         # The command as it was when the shipped weights were built: provenance.json is part of
         # the weights' fingerprint, so of every artifact key, and a rebuild must match it byte
         # for byte. The module is now pipeline.testmodels.toy (pipeline/ split into layers).
         "built_by": "python -m pipeline.toy random-twin",
         "seed": seed,
-        "config": TOY_SHAPE,
+        "config": shape,
         "vocab_size": len(tokenizer),
         "tokenizer_from": "data/models/toy",
         "toy_corpus_sha256": toy_provenance.get("corpus_sha256"),
