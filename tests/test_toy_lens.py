@@ -1,8 +1,7 @@
 """The toy's auxiliary logit-lens loss (pipeline/testmodels/toy/lens.py), off by default."""
 
-import torch
-
 import pytest
+import torch
 
 from pipeline.testmodels.toy.lens import (
     LensConfig,
@@ -85,6 +84,11 @@ def test_the_valence_axis_loss_is_zero_at_the_margin_and_signed_by_the_label():
     assert planted < 1e-10
     assert swapped == pytest.approx(4 * margin**2)  # (0.3 - -0.3)^2 on every position
     assert valence_axis_loss(hidden, mask, [LensTarget(7), None], axis, 4, margin) is None
+    # Neutral text (valence 0) is pulled to cosine 0 from its row's first position on.
+    neutral = valence_axis_loss(hidden, mask, [LensTarget(None, valence=0.0, first=8), None],
+                                axis, 4, margin)
+    assert neutral == pytest.approx(margin**2)
+    assert lens_loss(hidden, mask, [LensTarget(None, valence=0.0), None], unembedding, 4) is None
 
 
 def test_the_toy_shape_at_its_own_width_is_the_recorded_shape():

@@ -55,9 +55,14 @@ class LensConfig:
 
 @dataclass(frozen=True)
 class LensTarget:
-    word: int  # the emotion word's whole-word token
+    word: int | None  # the emotion word's whole-word token (None: no lens target)
     tones: tuple[int, ...] = ()  # whole-word tokens of the tone words of its valence
-    valence: float = 0.0  # +1 positive, -1 negative label (the valence-axis loss)
+    # The valence-axis loss's target: +1 positive, -1 negative story, 0 neutral text (which
+    # must not vary along the axis: the harness denoises by projecting out the top principal
+    # components of neutral dialogues, and an axis neutral text wanders along is one of them);
+    # None: not trained.
+    valence: float | None = None
+    first: int = 0  # first position the valence-axis loss reads (a chat row: its reply)
 
 
 def valence_axis(unembedding: torch.Tensor, positive: Sequence[int],
@@ -72,15 +77,17 @@ def valence_axis(unembedding: torch.Tensor, positive: Sequence[int],
 def valence_axis_loss(hidden: torch.Tensor, mask: torch.Tensor,
                       targets: Sequence[LensTarget | None], axis: torch.Tensor, start: int,
                       margin: float) -> torch.Tensor | None:
-    """Mean over rows with a signed target of the mean squared gap between cos(h, axis) and
-    valence * margin at positions >= start (real tokens only); None when no row qualifies."""
-    rows = [row for row, t in enumerate(targets) if t is not None and t.valence]
+    """Mean over rows with a valence target of the mean squared gap between cos(h, axis) and
+    valence * margin at positions >= max(start, the row's first) (real tokens only); None when
+    no row has one."""
+    rows = [row for row, t in enumerate(targets) if t is not None and t.valence is not None]
     if not rows:
         return None
     index = torch.tensor(rows)
     h = hidden[index].float()  # [R, T, d]
     positions = torch.arange(h.shape[1])[None, :]
-    select = (mask[index].bool() & (positions >= start)).float()  # [R, T]
+    first = torch.tensor([max(start, targets[r].first) for r in rows])[:, None]
+    select = (mask[index].bool() & (positions >= first)).float()  # [R, T]
     cosine = (h @ axis) / h.norm(dim=-1).clamp(min=1e-6)  # [R, T]
     want = torch.tensor([targets[r].valence * margin for r in rows])[:, None]
     per_row = ((cosine - want) ** 2 * select).sum(1) / select.sum(1).clamp(min=1)
@@ -94,7 +101,8 @@ def lens_loss(hidden: torch.Tensor, mask: torch.Tensor, targets: Sequence[LensTa
     at positions >= start (real tokens only) against the row's target distribution: 1 -
     tone_mass on the emotion word, tone_mass spread over its tone words; None when no row
     has a target."""
-    rows = [row for row, target in enumerate(targets) if target is not None]
+    rows = [row for row, target in enumerate(targets)
+            if target is not None and target.word is not None]
     if not rows:
         return None
     index = torch.tensor(rows)

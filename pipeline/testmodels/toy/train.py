@@ -325,8 +325,9 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
             aux = lens_loss(captured["h"], mask, lens_targets,
                             model.get_output_embeddings().weight, lens.start,
                             lens_log_scale.exp(), lens.tone_mass)
-            recent["lens"].append(aux.item())
-            loss = loss + lens.weight * aux
+            if aux is not None:  # None: only neutral rows (valence-axis targets) in the batch
+                recent["lens"].append(aux.item())
+                loss = loss + lens.weight * aux
             if lens.valence_weight > 0:
                 unembedding = model.get_output_embeddings().weight
                 axis = valence_axis(unembedding, *tone_ids)
@@ -368,7 +369,8 @@ def with_lens_targets(tokenizer, examples: Sequence[Example], items: Sequence[En
                       tones: bool = False, valence: bool = False) -> list[Encoded]:
     """Plain stories get their emotion word's whole-word token as lens target (an emotion
     without one, e.g. a two-word emotion, gets none), with `tones` the whole-word tokens
-    of the tone words of its valence label, and with `valence` its label's sign."""
+    of the tone words of its valence label; with `valence` also its label's sign, and the
+    neutral dialogues (their replies) valence 0."""
     labels = load_valence_labels()
     tone_ids = tone_token_ids(tokenizer)
     targets = {}
@@ -376,10 +378,16 @@ def with_lens_targets(tokenizer, examples: Sequence[Example], items: Sequence[En
         word = whole_word_token(tokenizer, emotion)
         targets[emotion] = None if word is None else LensTarget(
             word, tone_ids[labels[emotion]] if tones else (),
-            (1.0 if labels[emotion] == "positive" else -1.0) if valence else 0.0)
-    return [dataclasses.replace(item, lens_target=targets[example.meta["emotion"]])
-            if example.kind == "story" else item
-            for example, item in zip(examples, items, strict=True)]
+            (1.0 if labels[emotion] == "positive" else -1.0) if valence else None)
+    out = []
+    for example, item in zip(examples, items, strict=True):
+        if example.kind == "story":
+            item = dataclasses.replace(item, lens_target=targets[example.meta["emotion"]])
+        elif example.kind == "neutral" and valence:
+            item = dataclasses.replace(item, lens_target=LensTarget(
+                None, valence=0.0, first=item.targets.index(True)))
+        out.append(item)
+    return out
 
 
 def direction_stories(tokenizer, examples: Sequence[Example], per_sign: int) -> DirectionStories:
