@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="share of the lens target on the valence's tone words")
     train.add_argument("--lens-valence-weight", type=float, default=LensConfig.valence_weight,
                        help="weight of the valence-axis loss at the lens layer (G1)")
+    train.add_argument("--lens-valence-margin", type=float, default=LensConfig.valence_margin,
+                       help="cosine with the valence axis the valence-axis loss asks for")
     train.add_argument("--width", type=int, default=TOY_SHAPE["hidden_size"],
                        help="residual width (MLP 4x); the twin follows the toy's")
     twin = sub.add_parser("random-twin", help="the toy's config and tokenizer, random weights")
@@ -60,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
                         log=lambda line: print(line, file=sys.stderr, flush=True),
                         lens=LensConfig(weight=args.lens_weight,
                                         tone_mass=args.lens_tone_mass,
-                                        valence_weight=args.lens_valence_weight),
+                                        valence_weight=args.lens_valence_weight,
+                                        valence_margin=args.lens_valence_margin),
                         shape=toy_shape(args.width))
     else:
         out = build_random_twin(args.out, args.toy_dir, seed=args.seed)
