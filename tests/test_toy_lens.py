@@ -7,6 +7,8 @@ from pipeline.testmodels.toy.lens import (
     LensConfig,
     LensTarget,
     lens_loss,
+    level_loss,
+    loud_directions,
     valence_axis,
     valence_axis_loss,
 )
@@ -89,6 +91,29 @@ def test_the_valence_axis_loss_is_zero_at_the_margin_and_signed_by_the_label():
                                 axis, 4, margin)
     assert neutral == pytest.approx(margin**2)
     assert lens_loss(hidden, mask, [LensTarget(None, valence=0.0), None], unembedding, 4) is None
+
+
+def test_loud_directions_are_the_mean_row_and_the_top_centred_singular_vector():
+    unembedding, _ = _setup()
+    loud = unembedding + 3.0  # a shared offset: the mean row
+    loud[:, 5] += torch.linspace(-8, 8, 40)  # a loud centred direction along axis 5
+    directions = loud_directions(loud)
+    assert torch.allclose(directions.norm(dim=1), torch.ones(2))
+    mean = loud.mean(0)
+    assert torch.isclose(directions[0] @ (mean / mean.norm()), torch.tensor(1.0))
+    assert directions[1].abs().argmax() == 5
+
+
+def test_level_loss_is_zero_when_every_story_position_sits_at_one_level():
+    unembedding, mask = _setup()
+    directions = loud_directions(unembedding)
+    targets = [LensTarget(7), LensTarget(8)]
+    level = torch.randn(16, generator=torch.Generator().manual_seed(4)).expand(2, 12, 16)
+    assert level_loss(level.clone(), mask, targets, directions, start=4) < 1e-10
+    spread = level.clone()
+    spread[1] = spread[1] + 5 * directions[1]  # the second story sits higher along one
+    assert level_loss(spread, mask, targets, directions, start=4) > 0.01
+    assert level_loss(spread, mask, [None, LensTarget(None, valence=0.0)], directions, 4) is None
 
 
 def test_the_toy_shape_at_its_own_width_is_the_recorded_shape():

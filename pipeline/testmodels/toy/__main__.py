@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="weight of the valence-axis loss at the lens layer (G1)")
     train.add_argument("--lens-valence-margin", type=float, default=LensConfig.valence_margin,
                        help="cosine with the valence axis the valence-axis loss asks for")
+    train.add_argument("--lens-level-weight", type=float, default=LensConfig.level_weight,
+                       help="weight holding story positions level along W_U's loudest "
+                            "directions (V2)")
     train.add_argument("--width", type=int, default=TOY_SHAPE["hidden_size"],
                        help="residual width (MLP 4x); the twin follows the toy's")
     twin = sub.add_parser("random-twin", help="the toy's config and tokenizer, random weights")
@@ -63,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
                         lens=LensConfig(weight=args.lens_weight,
                                         tone_mass=args.lens_tone_mass,
                                         valence_weight=args.lens_valence_weight,
-                                        valence_margin=args.lens_valence_margin),
+                                        valence_margin=args.lens_valence_margin,
+                                        level_weight=args.lens_level_weight),
                         shape=toy_shape(args.width))
     else:
         out = build_random_twin(args.out, args.toy_dir, seed=args.seed)

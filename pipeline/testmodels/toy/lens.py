@@ -43,6 +43,13 @@ class LensConfig:
     # for negative ones. Without it (runs S-X) which axis came first depended on the seed.
     valence_weight: float = 0.0
     valence_margin: float = 0.3
+    # V2 (opposite valences' logit profiles have a negative dot product): the dot of two
+    # W_U v is dominated by v's components along the unembedding's loudest directions (the
+    # mean row, which shifts every logit and which no cross-entropy sees, and the top singular
+    # direction of the centred rows: sigma 52-54 against 2.6 for the median on runs Z0/M0), so
+    # whichever sign those components took decided V2. This weight holds the cosine of every
+    # story position with them at the batch's mean, so emotions do not differ along them.
+    level_weight: float = 0.0
 
     def describe(self) -> dict:
         described = asdict(self)
@@ -50,6 +57,8 @@ class LensConfig:
             del described["tone_mass"]  # as the first lens runs recorded it
         if not self.valence_weight:
             del described["valence_weight"], described["valence_margin"]
+        if not self.level_weight:
+            del described["level_weight"]
         return described
 
 
@@ -123,3 +132,30 @@ def lens_loss(hidden: torch.Tensor, mask: torch.Tensor, targets: Sequence[LensTa
     losses = -(log_p * wanted[row_of]).sum(-1)  # [N]
     per_row = torch.zeros(len(rows)).index_add(0, row_of, losses) / select.sum(1).clamp(min=1)
     return per_row.mean()
+
+
+def loud_directions(unembedding: torch.Tensor) -> torch.Tensor:
+    """[2, d] unit vectors: W_U's mean row and the top right-singular vector of its centred
+    rows (detached: read off the unembedding, not trained through)."""
+    w = unembedding.detach().float()
+    mean = w.mean(0)
+    top = torch.linalg.svd(w - mean, full_matrices=False).Vh[0]
+    return torch.stack([mean / mean.norm().clamp(min=1e-8), top])
+
+
+def level_loss(hidden: torch.Tensor, mask: torch.Tensor, targets: Sequence[LensTarget | None],
+               directions: torch.Tensor, start: int) -> torch.Tensor | None:
+    """Summed over `directions` [k, d], the variance over the story positions (rows with a
+    lens word, positions >= start) of cos(h, direction); None when no row has a word."""
+    rows = [row for row, t in enumerate(targets) if t is not None and t.word is not None]
+    if not rows:
+        return None
+    index = torch.tensor(rows)
+    h = hidden[index].float()
+    positions = torch.arange(h.shape[1])[None, :]
+    select = mask[index].bool() & (positions >= start)
+    picked = h[select]  # [N, d]
+    if picked.shape[0] < 2:
+        return None
+    cosine = (picked @ directions.T) / picked.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+    return cosine.var(dim=0, unbiased=False).sum()

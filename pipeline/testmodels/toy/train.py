@@ -88,6 +88,8 @@ from pipeline.testmodels.toy.lens import (
     LensConfig,
     LensTarget,
     lens_loss,
+    level_loss,
+    loud_directions,
     valence_axis,
     valence_axis_loss,
 )
@@ -336,6 +338,13 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
                 if gap is not None:
                     recent["valence"].append(gap.item())
                     loss = loss + lens.valence_weight * gap
+            if lens.level_weight > 0:
+                spread = level_loss(captured["h"], mask, lens_targets,
+                                    loud_directions(model.get_output_embeddings().weight),
+                                    lens.start)
+                if spread is not None:
+                    recent["level"].append(spread.item())
+                    loss = loss + lens.level_weight * spread
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
