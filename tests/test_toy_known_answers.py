@@ -1,8 +1,8 @@
 """Known answers: the harness finds the toy model's planted effects and not its random twin's.
 
-The toy (data/models/toy, `python -m pipeline.testmodels.toy train`) is trained so that V7-V11
-hold by construction; its twin (data/models/toy_random) has the same configuration and tokenizer
-with seeded random weights. Every verdict here comes from the stage graph
+The toy (data/models/toy, `python -m pipeline.testmodels.toy train`) is trained so that V1, G1
+and V7-V11 hold by construction (docs/TOY.md); its twin (data/models/toy_random) has the same
+configuration and tokenizer with seeded random weights. Every verdict here comes from the stage graph
 (pipeline.stages.graph), the analysis functions and the row functions the criteria use, over the
 same artifact cache, so in a run that also scores the criteria, or after one, these tests only
 read cached artifacts.
@@ -28,6 +28,7 @@ from pipeline.model.runtime import ModelRuntime, open_runtime
 from pipeline.scorecard.results import CriterionResult
 from pipeline.scorecard.rows import (
     steering_effects,
+    v1_row,
     v7_row,
     v8_row,
     v9_row,
@@ -35,6 +36,7 @@ from pipeline.scorecard.rows import (
     v10_row,
     v11_row,
 )
+from pipeline.scorecard.rows_controls import g1_row
 from pipeline.stages.graph import StageContext, StageRun
 from pipeline.stages.preferences import (
     PreferenceSettings,
@@ -42,7 +44,9 @@ from pipeline.stages.preferences import (
 from pipeline.testmodels.toy.corpus import CorpusConfig, build_corpus, corpus_sha256, names_word
 from pipeline.testmodels.toy.train import TOY_DIR, TOY_RANDOM_DIR, build_random_twin
 
-PLANTED = ("V7", "V8", "V9", "V10", "V11", "V10_control")
+# V2 also passes on the shipped toy (data/expected_outcomes.toml lists no failure for it), but
+# on two of four training seeds it did not, so it is not counted as planted (docs/TOY.md, run 5).
+PLANTED = ("V1", "G1", "V7", "V8", "V9", "V10", "V11", "V10_control")
 
 
 @dataclass(frozen=True)
@@ -66,13 +70,18 @@ def _verdicts(name: str, options, store, stage_settings) -> Verdicts:
                                                           log=lambda message: None)))
     baseline, probes = run.result("preferences"), run.result("activity_probes")
     steering = run.result("steered_preferences")
+    lens, vectors = run.result("logit_lens"), run.result("vectors")
     r = preference_correlations(probes, baseline)
     for loaded in (runtime, generator):
         if loaded is not None:
             loaded.release()
     fx = steering_effects(steering, probes.emotions, r)
     signal = preference_signal(baseline.logit_diff, baseline.order_averaged)
+    layer = runtime.spec.analysis_layer
     rows = {
+        "V1": v1_row(name, lens, layer),
+        "G1": g1_row(name, vectors.at(layer), vectors.emotions, load_valence_labels(),
+                     layer=layer, missing=vectors.missing),
         "V7": v7_row(name, baseline, signal),
         "V8": v8_row(name, probes.emotions, probes.values, baseline.ratings,
                      load_valence_labels(), signal=signal),

@@ -1,4 +1,6 @@
-"""The toy's auxiliary logit-lens loss (pipeline/testmodels/toy/lens.py), off by default."""
+"""The toy's auxiliary losses at its analysis layer (pipeline/testmodels/toy/lens.py)."""
+
+import json
 
 import pytest
 import torch
@@ -12,7 +14,7 @@ from pipeline.testmodels.toy.lens import (
     valence_axis,
     valence_axis_loss,
 )
-from pipeline.testmodels.toy.train import TOY_SHAPE, toy_shape
+from pipeline.testmodels.toy.train import TOY_DIR, TOY_SHAPE, toy_shape
 
 
 def _setup(seed: int = 0):
@@ -53,11 +55,14 @@ def test_tone_mass_spreads_the_target_over_the_tone_words():
     assert with_tones < word_only
 
 
-def test_the_lens_is_off_by_default_and_leaves_the_recorded_config_alone():
-    assert LensConfig().weight == 0.0
-    assert "tone_mass" not in LensConfig().describe()
-    assert "valence_weight" not in LensConfig().describe()
-    assert LensConfig(valence_weight=2.0).describe()["valence_margin"] == 0.3
+def test_the_lens_defaults_are_the_shipped_toys():
+    """A default retrain must rebuild the shipped toy, so the defaults are what its provenance
+    records; weight 0 (or a zero share) is left out of the record, as before the lens existed."""
+    shipped = json.loads((TOY_DIR / "provenance.json").read_text())
+    assert shipped["lens"] == LensConfig().describe()
+    assert shipped["config"] == TOY_SHAPE
+    off = LensConfig(tone_mass=0.0, valence_weight=0.0, level_weight=0.0).describe()
+    assert not {"tone_mass", "valence_weight", "valence_margin", "level_weight"} & set(off)
 
 
 def test_the_valence_axis_raises_positive_tone_words_over_negative_ones():
@@ -117,9 +122,9 @@ def test_level_loss_is_zero_when_every_story_position_sits_at_one_level():
 
 
 def test_the_toy_shape_at_its_own_width_is_the_recorded_shape():
-    # The shipped toy's provenance records TOY_SHAPE; width 64 must reproduce it byte for byte.
+    # The shipped toy's provenance records TOY_SHAPE; its own width must reproduce it exactly.
     assert toy_shape(TOY_SHAPE["hidden_size"]) == TOY_SHAPE
-    assert list(toy_shape(128)) == list(TOY_SHAPE)
-    assert toy_shape(128)["intermediate_size"] == 512
+    assert list(toy_shape(64)) == list(TOY_SHAPE)
+    assert toy_shape(64)["intermediate_size"] == 256
     with pytest.raises(ValueError, match="width 100"):
         toy_shape(100)
