@@ -65,6 +65,12 @@ def test_the_lens_defaults_are_the_shipped_toys():
     assert not {"tone_mass", "valence_weight", "valence_margin", "level_weight"} & set(off)
 
 
+def test_the_valence_and_level_losses_need_the_lens_on():
+    with pytest.raises(ValueError, match="lens weight 0.0 with valence weight 4.0"):
+        LensConfig(weight=0.0)
+    LensConfig(weight=0.0, valence_weight=0.0, level_weight=0.0)  # all off is fine
+
+
 def test_the_valence_axis_raises_positive_tone_words_over_negative_ones():
     unembedding, _ = _setup()
     axis = valence_axis(unembedding, [1, 2], [3, 4])
@@ -128,3 +134,16 @@ def test_the_toy_shape_at_its_own_width_is_the_recorded_shape():
     assert toy_shape(64)["intermediate_size"] == 256
     with pytest.raises(ValueError, match="width 100"):
         toy_shape(100)
+
+
+def test_bad_toy_options_are_one_sentence_and_exit_2(tmp_path, capsys):
+    from pipeline.testmodels.toy.__main__ import main
+
+    for argv, named in ((["--width", "100"], "toy width 100"),
+                        (["--lens-weight", "0"], "lens weight 0.0")):
+        with pytest.raises(SystemExit) as stopped:
+            main(["train", "--out", str(tmp_path / "toy"), *argv])
+        assert stopped.value.code == 2
+        err = capsys.readouterr().err
+        assert named in err and "Traceback" not in err
+    assert not (tmp_path / "toy").exists()

@@ -61,14 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         config = TrainConfig(seed=args.seed, threads=args.threads, epochs=args.epochs)
         corpus = CorpusConfig(seed=args.seed, signature_nouns=args.signature_nouns)
+        try:  # bad option values: one sentence, no traceback
+            lens = LensConfig(weight=args.lens_weight, tone_mass=args.lens_tone_mass,
+                              valence_weight=args.lens_valence_weight,
+                              valence_margin=args.lens_valence_margin,
+                              level_weight=args.lens_level_weight)
+            shape = toy_shape(args.width)
+        except ValueError as error:
+            parser.error(str(error))
         out = train_toy(args.out, corpus, config,
                         log=lambda line: print(line, file=sys.stderr, flush=True),
-                        lens=LensConfig(weight=args.lens_weight,
-                                        tone_mass=args.lens_tone_mass,
-                                        valence_weight=args.lens_valence_weight,
-                                        valence_margin=args.lens_valence_margin,
-                                        level_weight=args.lens_level_weight),
-                        shape=toy_shape(args.width))
+                        lens=lens, shape=shape)
     else:
         out = build_random_twin(args.out, args.toy_dir, seed=args.seed)
     print(f"wrote {out} ({_size(out)})")

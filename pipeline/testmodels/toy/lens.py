@@ -55,6 +55,14 @@ class LensConfig:
     # story position with them at the batch's mean, so emotions do not differ along them.
     level_weight: float = 10.0
 
+    def __post_init__(self) -> None:
+        # Both read the residual the lens captures; with the lens off they would silently not run.
+        if self.weight <= 0 and (self.valence_weight > 0 or self.level_weight > 0):
+            raise ValueError(
+                f"lens weight {self.weight} with valence weight {self.valence_weight} and level "
+                f"weight {self.level_weight}: the valence-axis and level losses run only with the "
+                "lens on; give --lens-weight > 0 or set both to 0")
+
     def describe(self) -> dict:
         described = asdict(self)
         if not self.tone_mass:
