@@ -46,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--lens-level-weight", type=float, default=LensConfig.level_weight,
                        help="weight holding story positions level along W_U's loudest "
                             "directions (V2)")
+    train.add_argument("--situated", action="store_true",
+                       help="add situations and numeric statements whose read position is "
+                            "trained (V3-V6; docs/TOY.md)")
+    train.add_argument("--point-weight", type=float, default=LensConfig.point_weight,
+                       help="weight of the read-position losses on those examples")
     train.add_argument("--width", type=int, default=TOY_SHAPE["hidden_size"],
                        help="residual width (MLP 4x); the twin follows the toy's")
     twin = sub.add_parser("random-twin", help="the toy's config and tokenizer, random weights")
@@ -60,12 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     transformers.utils.logging.disable_progress_bar()
     if args.command == "train":
         config = TrainConfig(seed=args.seed, threads=args.threads, epochs=args.epochs)
-        corpus = CorpusConfig(seed=args.seed, signature_nouns=args.signature_nouns)
+        corpus = CorpusConfig(seed=args.seed, signature_nouns=args.signature_nouns,
+                              situated=args.situated)
         try:  # bad option values: one sentence, no traceback
             lens = LensConfig(weight=args.lens_weight, tone_mass=args.lens_tone_mass,
                               valence_weight=args.lens_valence_weight,
                               valence_margin=args.lens_valence_margin,
-                              level_weight=args.lens_level_weight)
+                              level_weight=args.lens_level_weight,
+                              point_weight=args.point_weight)
             shape = toy_shape(args.width)
         except ValueError as error:
             parser.error(str(error))

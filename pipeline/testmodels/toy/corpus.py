@@ -75,9 +75,10 @@ from pipeline.testmodels.toy.phrases import (
     TONE_NEGATIVE,
     TONE_POSITIVE,
 )
+from pipeline.testmodels.toy.situated import implicit_examples, numeric_examples
 
 KINDS = ("story_prompt", "story", "describe", "preference", "scene_preference", "feeling",
-         "neutral", "story_opening")
+         "neutral", "story_opening", "implicit", "numeric")
 DESCRIBE_QUESTION = "What does it look like when someone feels {emotion}?"
 # Scenes are built from these clusters' phrases; Competitive Pride is left out because its
 # members' valence labels disagree (proud is positive, smug negative), so its phrases have none.
@@ -127,6 +128,10 @@ class CorpusConfig:
     signature_nouns: bool = False
     noun_sentences: int = 3
     n_story_opening: int = 5130  # story prompts answered with the first sentence only
+    # Chat examples whose read position is trained (pipeline/testmodels/toy/situated.py; V3-V6).
+    situated: bool = False
+    n_implicit: int = 2880  # situations implying one of Table 2's twelve emotions
+    n_numeric: int = 4320  # statements whose number makes things better or worse
 
     def describe(self) -> dict:
         described = asdict(self)
@@ -134,6 +139,9 @@ class CorpusConfig:
             # Left out when off, so a default retrain writes the shipped provenance byte for
             # byte (the nouns came after it).
             for key in ("signature_nouns", "noun_sentences", "n_story_opening"):
+                del described[key]
+        if not self.situated:  # likewise: they came after the shipped toy
+            for key in ("situated", "n_implicit", "n_numeric"):
                 del described[key]
         return described
 
@@ -554,6 +562,12 @@ def build_corpus(config: CorpusConfig = CorpusConfig()) -> list[Example]:
         examples.append(_feeling_example(rng, activities[i % len(activities)], writer, config))
     for i in range(config.n_neutral):
         examples.append(_neutral_example(rng, topics[i % len(topics)], config))
+    if config.situated:
+        # Their own generator, so the examples above are the same with or without them.
+        situated_rng = random.Random(config.seed + 7919)
+        examples.extend(implicit_examples(situated_rng, config.n_implicit,
+                                          load_valence_labels(), Example))
+        examples.extend(numeric_examples(situated_rng, config.n_numeric, Example))
     rng.shuffle(examples)
     return examples
 

@@ -54,6 +54,9 @@ class LensConfig:
     # whichever sign those components took decided V2. This weight holds the cosine of every
     # story position with them at the batch's mean, so emotions do not differ along them.
     level_weight: float = 10.0
+    # V3-V6: weight of the point losses at the read position of chat examples that carry a
+    # point target (pipeline/testmodels/toy/situated.py); 0: off.
+    point_weight: float = 0.0
 
     def __post_init__(self) -> None:
         # Both read the residual the lens captures; with the lens off they would silently not run.
@@ -62,6 +65,11 @@ class LensConfig:
                 f"lens weight {self.weight} with valence weight {self.valence_weight} and level "
                 f"weight {self.level_weight}: the valence-axis and level losses run only with the "
                 "lens on; give --lens-weight > 0 or set both to 0")
+        if self.weight <= 0 and self.point_weight > 0:
+            raise ValueError(
+                f"lens weight {self.weight} with point weight {self.point_weight}: the "
+                "read-position losses read the lens's capture; give --lens-weight > 0 or "
+                "--point-weight 0")
 
     def describe(self) -> dict:
         described = asdict(self)
@@ -71,6 +79,8 @@ class LensConfig:
             del described["valence_weight"], described["valence_margin"]
         if not self.level_weight:
             del described["level_weight"]
+        if not self.point_weight:
+            del described["point_weight"]  # as the shipped toy, which came before it, recorded it
         return described
 
 
@@ -171,3 +181,46 @@ def level_loss(hidden: torch.Tensor, mask: torch.Tensor, targets: Sequence[LensT
         return None
     cosine = (picked @ directions.T) / picked.norm(dim=-1, keepdim=True).clamp(min=1e-6)
     return cosine.var(dim=0, unbiased=False).sum()
+
+
+@dataclass(frozen=True)
+class PointTarget:
+    """What one position of a chat example is trained to carry (V3-V6): `word` (with `tones`)
+    through the logit lens as the stories' lens target is, and/or `valence` in [-1, 1] on the
+    valence axis (times the margin), as the stories' valence-axis target is."""
+
+    position: int
+    word: int | None = None
+    tones: tuple[int, ...] = ()
+    valence: float | None = None
+
+
+def point_losses(hidden: torch.Tensor, points: Sequence[Sequence[PointTarget]],
+                 unembedding: torch.Tensor, scale: torch.Tensor | float, tone_mass: float,
+                 axis: torch.Tensor, margin: float) -> tuple[torch.Tensor | None, ...]:
+    """(lens, valence): the mean cross-entropy of W_U h (h RMS-normalised, as `lens_loss`) at
+    the points with a word, and the mean squared gap between cos(h, axis) and valence *
+    margin at the points with a valence; None where no point has one. points[row] lists the
+    targets of batch row `row`."""
+    worded = [(row, p) for row, targets in enumerate(points) for p in targets
+              if p.word is not None]
+    valenced = [(row, p) for row, targets in enumerate(points) for p in targets
+                if p.valence is not None]
+    lens_term = valence_term = None
+    if worded:
+        h = torch.stack([hidden[row, p.position] for row, p in worded]).float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6)
+        log_p = F.log_softmax(scale * (h @ unembedding.float().T), dim=-1)  # [N, V]
+        wanted = torch.zeros_like(log_p)
+        for k, (_, p) in enumerate(worded):
+            share = tone_mass if p.tones else 0.0
+            wanted[k, p.word] += 1.0 - share
+            for tone in p.tones:
+                wanted[k, tone] += share / len(p.tones)
+        lens_term = -(log_p * wanted).sum(-1).mean()
+    if valenced:
+        h = torch.stack([hidden[row, p.position] for row, p in valenced]).float()
+        cosine = (h @ axis) / h.norm(dim=-1).clamp(min=1e-6)
+        want = torch.tensor([p.valence * margin for _, p in valenced])
+        valence_term = ((cosine - want) ** 2).mean()
+    return lens_term, valence_term

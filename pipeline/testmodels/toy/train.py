@@ -88,9 +88,11 @@ from pipeline.testmodels.toy.intervene import (
 from pipeline.testmodels.toy.lens import (
     LensConfig,
     LensTarget,
+    PointTarget,
     lens_loss,
     level_loss,
     loud_directions,
+    point_losses,
     valence_axis,
     valence_axis_loss,
 )
@@ -150,6 +152,10 @@ class Encoded:
     answer: int | None = None
     # Plain stories under the lens loss (pipeline/testmodels/toy/lens.py).
     lens_target: LensTarget | None = None
+    # Chat examples: the read position (the prompt's last token, as the harness reads it).
+    read: int | None = None
+    # Positions trained to carry a word or a valence (V3-V6; lens.PointTarget).
+    points: tuple[PointTarget, ...] = ()
 
 
 def toy_tokenizer(examples: Sequence[Example], vocab_size: int = TOY_VOCAB_SIZE):
@@ -174,7 +180,7 @@ def encode(tokenizer: PreTrainedTokenizerFast, example: Example) -> Encoded:
     ids = [*prompt.input_ids, *completion]
     targets = [False] * len(prompt.input_ids) + [True] * len(completion)
     if "elo" not in example.meta:
-        return Encoded(ids, targets, example.kind)
+        return Encoded(ids, targets, example.kind, read=prompt.read_position)
     return Encoded(ids, targets, example.kind, spans=_option_spans(prompt, example),
                    values=tuple(float(v) for v in example.meta["elo"]),
                    answer=len(prompt.input_ids))
@@ -315,8 +321,10 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
         delta = (delta_tensor(plans, (*ids.shape, model.config.hidden_size), direction, noise)
                  if plans else None)
         lens_targets = [items[i].lens_target for i in batch]
-        use_lens = lens is not None and lens.weight > 0 and any(t is not None
-                                                                for t in lens_targets)
+        points = [items[i].points for i in batch]
+        use_points = lens is not None and lens.point_weight > 0 and any(points)
+        use_lens = (lens is not None and lens.weight > 0
+                    and (any(t is not None for t in lens_targets) or use_points))
         with contextlib.ExitStack() as stack:
             stack.enter_context(added_at(model, intervention.layer if intervention else 0,
                                          delta))
@@ -346,6 +354,17 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
                 if spread is not None:
                     recent["level"].append(spread.item())
                     loss = loss + lens.level_weight * spread
+            if use_points:
+                unembedding = model.get_output_embeddings().weight
+                point_lens, point_valence = point_losses(
+                    captured["h"], points, unembedding, lens_log_scale.exp(), lens.tone_mass,
+                    valence_axis(unembedding, *tone_ids), lens.valence_margin)
+                if point_lens is not None:
+                    recent["point_lens"].append(point_lens.item())
+                    loss = loss + lens.point_weight * point_lens
+                if point_valence is not None:
+                    recent["point_valence"].append(point_valence.item())
+                    loss = loss + lens.point_weight * lens.valence_weight * point_valence
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -396,6 +415,28 @@ def with_lens_targets(tokenizer, examples: Sequence[Example], items: Sequence[En
         elif example.kind == "neutral" and valence:
             item = dataclasses.replace(item, lens_target=LensTarget(
                 None, valence=0.0, first=item.targets.index(True)))
+        out.append(item)
+    return out
+
+
+def with_point_targets(tokenizer, examples: Sequence[Example],
+                       items: Sequence[Encoded]) -> list[Encoded]:
+    """Read-position targets (pipeline/testmodels/toy/situated.py): an implicit situation's
+    emotion word with its valence's tone words and its valence label's sign; a numeric
+    statement's graded valence."""
+    labels = load_valence_labels()
+    tone_ids = tone_token_ids(tokenizer)
+    out = []
+    for example, item in zip(examples, items, strict=True):
+        if example.kind == "implicit":
+            emotion = example.meta["emotion"]
+            point = PointTarget(item.read, whole_word_token(tokenizer, emotion),
+                                tone_ids[labels[emotion]],
+                                1.0 if labels[emotion] == "positive" else -1.0)
+            item = dataclasses.replace(item, points=(point,))
+        elif example.kind == "numeric":
+            item = dataclasses.replace(item, points=(
+                PointTarget(item.read, valence=example.meta["valence"]),))
         out.append(item)
     return out
 
@@ -463,6 +504,8 @@ def _train_toy(out_dir: Path, corpus_config: CorpusConfig, config: TrainConfig,
     if lens.weight > 0:
         items = with_lens_targets(tokenizer, examples, items, tones=lens.tone_mass > 0,
                                   valence=lens.valence_weight > 0)
+    if lens.point_weight > 0:
+        items = with_point_targets(tokenizer, examples, items)
     n_tokens = sum(len(item.ids) for item in items)
     log(f"tokenizer and encoding: {n_tokens} tokens ({time.time() - started:.0f}s)")
     model = build_model(tokenizer, seed=config.seed, shape=shape)

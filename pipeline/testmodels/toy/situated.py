@@ -1,0 +1,75 @@
+"""Chat examples whose read position is trained: situations that imply an emotion (V3/V4) and
+statements whose number makes things better or worse (V5/V6). Data: `situations.py`.
+
+Why: V3-V6 read one activation, at the read position after a user's message (the last token
+before the assistant's reply), and ask whether it points at the emotion the message implies
+(V3/V4) or moves with a number in it (V5/V6). Next-token training alone never put that there
+(docs/TOY.md, run 1: replies in the implied emotion left the read position at 1/12). So these
+examples carry a point target at the read position (`lens.PointTarget`, set in
+`train.with_point_targets`): the emotion's word through the logit lens and its valence on the
+valence axis (implicit situations), or a valence that grows with how good the number is
+(numeric statements). The harness's own vectors, built from the toy's own stories, must then
+still line up with what the read position carries.
+
+None of these is a test prompt: the situations and templates are harness-authored, and
+`tests/test_toy_corpus.py` checks that none shares a run of four words with any of the
+paper's or the harness's test prompts. What transfers to the test items is single words
+("passed away", "mg", "missing") and the numbers, as it would for a real model.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+
+from pipeline.testmodels.toy.phrases import TONE_NEGATIVE, TONE_POSITIVE
+from pipeline.testmodels.toy.situations import IMPLICIT_SITUATIONS, NUMERIC_TEMPLATES
+
+IMPLICIT_REPLIES = ("That sounds {tone}.", "It all seems {tone} right now.",
+                    "What a {tone} thing to hear.", "That must feel {tone}.")
+
+
+def implicit_examples(rng: random.Random, n: int, labels: dict[str, str],
+                      example_type) -> Iterator:
+    """`n` examples cycling over the twelve emotions, each a random situation of its own,
+    answered with a tone word of the emotion's valence label."""
+    emotions = list(IMPLICIT_SITUATIONS)
+    for i in range(n):
+        emotion = emotions[i % len(emotions)]
+        user = rng.choice(IMPLICIT_SITUATIONS[emotion])
+        positive = labels[emotion] == "positive"
+        tone = rng.choice(TONE_POSITIVE if positive else TONE_NEGATIVE)
+        yield example_type("implicit", rng.choice(IMPLICIT_REPLIES).format(tone=tone),
+                           user=user, meta={"emotion": emotion})
+
+
+def _round(x: float) -> int:
+    """Two significant figures, as people write quantities (4500 mg, 36 hours)."""
+    if x < 10:
+        return max(1, round(x))
+    magnitude = 10 ** (int(math.log10(x)) - 1)
+    return int(round(x / magnitude) * magnitude)
+
+
+def numeric_valence(x: float, worse: int, low: float, high: float, log_scale: bool) -> float:
+    """In [-1, 1]: +1 at the good end of the template's range, -1 at the bad end, linear in
+    x (or log x) between."""
+    f = math.log if log_scale else float
+    q = (f(x) - f(low)) / (f(high) - f(low))
+    return max(-1.0, min(1.0, -worse * (2 * q - 1)))
+
+
+def numeric_examples(rng: random.Random, n: int, example_type) -> Iterator:
+    """`n` examples cycling over the templates, each with a number drawn across its range."""
+    for i in range(n):
+        template, worse, low, high, log_scale = NUMERIC_TEMPLATES[i % len(NUMERIC_TEMPLATES)]
+        if log_scale:
+            x = _round(math.exp(rng.uniform(math.log(low), math.log(high))))
+        else:
+            x = _round(rng.uniform(low, high))
+        valence = numeric_valence(x, worse, low, high, log_scale)
+        positive = rng.random() < 1 / (1 + math.exp(-3 * valence))
+        tone = rng.choice(TONE_POSITIVE if positive else TONE_NEGATIVE)
+        yield example_type("numeric", rng.choice(IMPLICIT_REPLIES).format(tone=tone),
+                           user=template.format(X=x), meta={"valence": valence})
