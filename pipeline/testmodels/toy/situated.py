@@ -12,7 +12,7 @@ valence axis (implicit situations), or a valence that grows with how good the nu
 still line up with what the read position carries.
 
 None of these is a test prompt: the situations and templates are harness-authored, and
-`tests/test_toy_corpus.py` checks that none shares a run of four words with any of the
+`tests/test_toy_situated.py` checks that none shares a run of four words with any of the
 paper's or the harness's test prompts. What transfers to the test items is single words
 ("passed away", "mg", "missing") and the numbers, as it would for a real model.
 """
