@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
                             "trained (V3-V6; docs/TOY.md)")
     train.add_argument("--point-weight", type=float, default=LensConfig.point_weight,
                        help="weight of the read-position losses on those examples")
+    train.add_argument("--point-directions", action="store_true",
+                       help="train read positions against the toy's own emotion directions "
+                            "(directions.py) instead of through the unembedding")
     train.add_argument("--width", type=int, default=TOY_SHAPE["hidden_size"],
                        help="residual width (MLP 4x); the twin follows the toy's")
     twin = sub.add_parser("random-twin", help="the toy's config and tokenizer, random weights")
@@ -72,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                               valence_weight=args.lens_valence_weight,
                               valence_margin=args.lens_valence_margin,
                               level_weight=args.lens_level_weight,
-                              point_weight=args.point_weight)
+                              point_weight=args.point_weight,
+                              point_directions=args.point_directions)
             shape = toy_shape(args.width)
         except ValueError as error:
             parser.error(str(error))

@@ -57,6 +57,10 @@ class LensConfig:
     # V3-V6: weight of the point losses at the read position of chat examples that carry a
     # point target (pipeline/testmodels/toy/situated.py); 0: off.
     point_weight: float = 0.0
+    # With point_weight: train the read positions against the toy's own story directions
+    # measured during training (pipeline/testmodels/toy/directions.py, run 7) instead of
+    # through the unembedding (run 6).
+    point_directions: bool = False
 
     def __post_init__(self) -> None:
         # Both read the residual the lens captures; with the lens off they would silently not run.
@@ -70,6 +74,11 @@ class LensConfig:
                 f"lens weight {self.weight} with point weight {self.point_weight}: the "
                 "read-position losses read the lens's capture; give --lens-weight > 0 or "
                 "--point-weight 0")
+        if self.point_directions and self.point_weight <= 0:
+            raise ValueError(
+                f"point directions with point weight {self.point_weight}: the direction losses "
+                "are the read-position losses; give --point-weight > 0 or drop "
+                "--point-directions")
 
     def describe(self) -> dict:
         described = asdict(self)
@@ -81,6 +90,8 @@ class LensConfig:
             del described["level_weight"]
         if not self.point_weight:
             del described["point_weight"]  # as the shipped toy, which came before it, recorded it
+        if not self.point_directions:
+            del described["point_directions"]
         return described
 
 

@@ -76,6 +76,15 @@ from pipeline.testmodels.toy.corpus import (
     corpus_sha256,
     corpus_texts,
 )
+from pipeline.testmodels.toy.directions import (
+    REFRESH_EVERY,
+    START_STEP,
+    STORIES_PER_EMOTION,
+    DirectionPoint,
+    EmotionDirections,
+    direction_point_losses,
+    measure_emotion_directions,
+)
 from pipeline.testmodels.toy.intervene import (
     Direction,
     InterventionConfig,
@@ -97,6 +106,7 @@ from pipeline.testmodels.toy.lens import (
     valence_axis_loss,
 )
 from pipeline.testmodels.toy.phrases import TONE_NEGATIVE, TONE_POSITIVE
+from pipeline.testmodels.toy.situations import IMPLICIT_SITUATIONS
 
 TOY_DIR = DATA_DIR / "models" / "toy"
 TOY_RANDOM_DIR = DATA_DIR / "models" / "toy_random"
@@ -156,6 +166,8 @@ class Encoded:
     read: int | None = None
     # Positions trained to carry a word or a valence (V3-V6; lens.PointTarget).
     points: tuple[PointTarget, ...] = ()
+    # Or to point along the toy's own emotion directions (V3-V6; directions.DirectionPoint).
+    direction_points: tuple[DirectionPoint, ...] = ()
 
 
 def toy_tokenizer(examples: Sequence[Example], vocab_size: int = TOY_VOCAB_SIZE):
@@ -273,11 +285,14 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
                 stories: DirectionStories | None = None,
                 choice_ids: tuple[int, int] = (0, 0),
                 lens: LensConfig | None = None,
-                tone_ids: tuple[Sequence[int], Sequence[int]] = ((), ())) -> dict[str, Any]:
+                tone_ids: tuple[Sequence[int], Sequence[int]] = ((), ()),
+                emotion_stories: dict[str, list[list[int]]] | None = None) -> dict[str, Any]:
     """AdamW over `config.epochs` passes; returns the loss history summary.
 
     With `intervention` (and `stories` to measure its direction), A/B examples are trained
-    under additive interventions at its layer (pipeline/testmodels/toy/intervene.py).
+    under additive interventions at its layer (pipeline/testmodels/toy/intervene.py). With
+    `lens.point_directions` (and `emotion_stories` to measure the directions), read positions
+    are trained against the toy's own emotion directions (directions.py).
     """
     if intervention is not None and stories is None:
         raise ValueError("intervention training needs `stories` to measure the valence direction")
@@ -300,6 +315,12 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
     recent: dict[str, list[float]] = defaultdict(list)
     history = []
     direction: Direction | None = None
+    emotions: EmotionDirections | None = None
+    labels = load_valence_labels()
+    choices = tuple(IMPLICIT_SITUATIONS)
+    use_directions = lens is not None and lens.point_weight > 0 and lens.point_directions
+    if use_directions and emotion_stories is None:
+        raise ValueError("direction point losses need `emotion_stories` to measure directions")
     captured: dict[str, torch.Tensor] = {}  # the lens layer's output, batch by batch
     started = time.time()
     for step, batch in enumerate(schedule):
@@ -323,6 +344,11 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
         lens_targets = [items[i].lens_target for i in batch]
         points = [items[i].points for i in batch]
         use_points = lens is not None and lens.point_weight > 0 and any(points)
+        if use_directions and step >= START_STEP and (step - START_STEP) % REFRESH_EVERY == 0:
+            emotions = measure_emotion_directions(model, emotion_stories, labels, lens.layer,
+                                                  pad_id)
+        direction_points = [items[i].direction_points for i in batch]
+        use_points = use_points or (emotions is not None and any(direction_points))
         use_lens = (lens is not None and lens.weight > 0
                     and (any(t is not None for t in lens_targets) or use_points))
         with contextlib.ExitStack() as stack:
@@ -354,7 +380,16 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
                 if spread is not None:
                     recent["level"].append(spread.item())
                     loss = loss + lens.level_weight * spread
-            if use_points:
+            if use_points and emotions is not None:
+                choice, graded = direction_point_losses(captured["h"], direction_points,
+                                                        emotions, choices, lens.valence_margin)
+                if choice is not None:
+                    recent["point_choice"].append(choice.item())
+                    loss = loss + lens.point_weight * choice
+                if graded is not None:
+                    recent["point_valence"].append(graded.item())
+                    loss = loss + lens.point_weight * lens.valence_weight * graded
+            elif use_points:
                 unembedding = model.get_output_embeddings().weight
                 point_lens, point_valence = point_losses(
                     captured["h"], points, unembedding, lens_log_scale.exp(), lens.tone_mass,
@@ -420,15 +455,23 @@ def with_lens_targets(tokenizer, examples: Sequence[Example], items: Sequence[En
 
 
 def with_point_targets(tokenizer, examples: Sequence[Example],
-                       items: Sequence[Encoded]) -> list[Encoded]:
+                       items: Sequence[Encoded], directions: bool = False) -> list[Encoded]:
     """Read-position targets (pipeline/testmodels/toy/situated.py): an implicit situation's
     emotion word with its valence's tone words and its valence label's sign; a numeric
-    statement's graded valence."""
+    statement's graded valence. With `directions`: the situation's emotion among the twelve,
+    or the graded valence, against the toy's own directions (directions.py)."""
     labels = load_valence_labels()
     tone_ids = tone_token_ids(tokenizer)
+    choices = list(IMPLICIT_SITUATIONS)
     out = []
     for example, item in zip(examples, items, strict=True):
-        if example.kind == "implicit":
+        if directions and example.kind == "implicit":
+            item = dataclasses.replace(item, direction_points=(DirectionPoint(
+                item.read, choice=choices.index(example.meta["emotion"])),))
+        elif directions and example.kind == "numeric":
+            item = dataclasses.replace(item, direction_points=(DirectionPoint(
+                item.read, valence=example.meta["valence"]),))
+        elif example.kind == "implicit":
             emotion = example.meta["emotion"]
             point = PointTarget(item.read, whole_word_token(tokenizer, emotion),
                                 tone_ids[labels[emotion]],
@@ -456,6 +499,22 @@ def direction_stories(tokenizer, examples: Sequence[Example], per_sign: int) -> 
         raise ValueError(f"the corpus has fewer than {per_sign} plain stories of each valence; "
                          "raise CorpusConfig.n_story")
     return DirectionStories(groups["positive"], groups["negative"])
+
+
+def stories_by_emotion(tokenizer, examples: Sequence[Example],
+                       per_emotion: int) -> dict[str, list[list[int]]]:
+    """The first `per_emotion` plain stories of every emotion (token ids, BOS first)."""
+    groups: dict[str, list[list[int]]] = {emotion: [] for emotion in load_emotions()}
+    for example in examples:
+        if example.kind == "story" and len(groups[example.meta["emotion"]]) < per_emotion:
+            body = example.completion.split("\n\nFeeling:")[0]
+            groups[example.meta["emotion"]].append(
+                tokenizer(body, add_special_tokens=True)["input_ids"])
+    short = [emotion for emotion, group in groups.items() if len(group) < per_emotion]
+    if short:
+        raise ValueError(f"the corpus has fewer than {per_emotion} plain stories of "
+                         f"{', '.join(short[:3])}; raise CorpusConfig.n_story")
+    return groups
 
 
 def _versions() -> dict[str, str]:
@@ -505,7 +564,7 @@ def _train_toy(out_dir: Path, corpus_config: CorpusConfig, config: TrainConfig,
         items = with_lens_targets(tokenizer, examples, items, tones=lens.tone_mass > 0,
                                   valence=lens.valence_weight > 0)
     if lens.point_weight > 0:
-        items = with_point_targets(tokenizer, examples, items)
+        items = with_point_targets(tokenizer, examples, items, lens.point_directions)
     n_tokens = sum(len(item.ids) for item in items)
     log(f"tokenizer and encoding: {n_tokens} tokens ({time.time() - started:.0f}s)")
     model = build_model(tokenizer, seed=config.seed, shape=shape)
@@ -514,7 +573,10 @@ def _train_toy(out_dir: Path, corpus_config: CorpusConfig, config: TrainConfig,
     tones = tone_token_ids(tokenizer)
     summary = train_model(model, items, tokenizer.pad_token_id, config, log,
                           intervention=intervention, stories=stories, choice_ids=choice_ids,
-                          lens=lens, tone_ids=(tones["positive"], tones["negative"]))
+                          lens=lens, tone_ids=(tones["positive"], tones["negative"]),
+                          emotion_stories=(stories_by_emotion(tokenizer, examples,
+                                                              STORIES_PER_EMOTION)
+                                           if lens.point_directions else None))
     kinds: dict[str, int] = defaultdict(int)
     for example in examples:
         kinds[example.kind] += 1

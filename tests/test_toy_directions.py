@@ -1,0 +1,93 @@
+"""The toy trainer's read-position losses against its own emotion directions (directions.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import LlamaForCausalLM
+
+from pipeline.testmodels.toy.directions import (
+    DirectionPoint,
+    EmotionDirections,
+    direction_point_losses,
+    measure_emotion_directions,
+)
+from pipeline.testmodels.toy.lens import LensConfig
+from pipeline.testmodels.toy.train import TOY_RANDOM_DIR
+
+
+def _directions(d: int = 16, seed: int = 0) -> EmotionDirections:
+    generator = torch.Generator().manual_seed(seed)
+    unit = torch.randn(4, d, generator=generator)
+    unit = unit / unit.norm(dim=-1, keepdim=True)
+    axis = unit[0] + unit[1] - unit[2] - unit[3]
+    return EmotionDirections(("joy", "calm", "sad", "fear"), unit, axis / axis.norm())
+
+
+def test_choice_loss_falls_along_the_own_direction_and_reads_only_its_points():
+    directions = _directions()
+    choices = ("joy", "sad", "fear")
+    hidden = torch.randn(2, 5, 16, generator=torch.Generator().manual_seed(1))
+    points = [(DirectionPoint(1, choice=0),), (DirectionPoint(3, choice=2),)]
+    choice, graded = direction_point_losses(hidden, points, directions, choices, 0.5)
+    assert graded is None
+    changed = hidden.clone()
+    changed[0, 2] += 10  # not a point
+    assert torch.equal(direction_point_losses(changed, points, directions, choices, 0.5)[0],
+                       choice)
+    planted = hidden.clone()
+    planted[0, 1] = 3 * directions.unit[0]  # "joy"
+    planted[1, 3] = 3 * directions.unit[3]  # "fear"
+    low = direction_point_losses(planted, points, directions, choices, 0.5)[0]
+    assert low < 0.01 < choice
+    # The null: each point along a wrong choice's direction is worse than chance (ln 3).
+    wrong = hidden.clone()
+    wrong[0, 1] = directions.unit[2]
+    wrong[1, 3] = directions.unit[0]
+    assert direction_point_losses(wrong, points, directions, choices, 0.5)[0] > 1.1
+    assert direction_point_losses(hidden, [(), ()], directions, choices, 0.5) == (None, None)
+
+
+def test_valence_loss_is_zero_at_the_graded_cosine():
+    directions = _directions()
+    axis = directions.valence
+    orth = torch.randn(16, generator=torch.Generator().manual_seed(2))
+    orth = orth - (orth @ axis) * axis
+    orth = orth / orth.norm()
+    hidden = torch.zeros(1, 4, 16)
+    for position, valence in ((1, 1.0), (2, -0.4)):
+        want = valence * 0.5
+        hidden[0, position] = want * axis + (1 - want**2) ** 0.5 * orth
+    points = [(DirectionPoint(1, valence=1.0), DirectionPoint(2, valence=-0.4))]
+    assert direction_point_losses(hidden, points, directions, ("joy",), 0.5)[1] < 1e-10
+    flipped = [(DirectionPoint(1, valence=-1.0), DirectionPoint(2, valence=0.4))]
+    assert direction_point_losses(hidden, flipped, directions, ("joy",), 0.5)[1] > 0.2
+
+
+def test_measured_directions_are_the_centred_mean_story_representations():
+    model = LlamaForCausalLM.from_pretrained(TOY_RANDOM_DIR).eval()
+    generator = torch.Generator().manual_seed(3)
+    stories = {name: [torch.randint(5, 3000, (n,), generator=generator).tolist()
+                      for n in (60, 75)] for name in ("joy", "calm", "sad")}
+    labels = {"joy": "positive", "calm": "positive", "sad": "negative"}
+    measured = measure_emotion_directions(model, stories, labels, layer=2, pad_id=0, chunk=4)
+    means = []
+    with torch.no_grad():
+        for name in stories:
+            per_story = [model(torch.tensor([ids]), output_hidden_states=True)
+                         .hidden_states[3][0, 50:].mean(0) for ids in stories[name]]
+            means.append(torch.stack(per_story).mean(0))
+    mean = torch.stack(means)
+    centred = mean - mean.mean(0)
+    expected = centred / centred.norm(dim=-1, keepdim=True)
+    torch.testing.assert_close(measured.unit, expected, atol=1e-4, rtol=1e-4)
+    axis = centred[:2].mean(0) - centred[2]
+    torch.testing.assert_close(measured.valence, axis / axis.norm(), atol=1e-4, rtol=1e-4)
+
+
+def test_point_directions_need_a_point_weight_and_are_off_by_default():
+    assert not LensConfig().point_directions
+    assert "point_directions" not in LensConfig(point_weight=1).describe()
+    assert LensConfig(point_weight=1, point_directions=True).describe()["point_directions"]
+    with pytest.raises(ValueError, match="point directions with point weight 0"):
+        LensConfig(point_directions=True)
