@@ -12,7 +12,11 @@ import torch
 from pipeline.inputs.stimuli import HARNESS_DIR, PAPER_DIR, load_emotions
 from pipeline.testmodels.toy.corpus import CorpusConfig, Example, build_corpus, corpus_sha256
 from pipeline.testmodels.toy.lens import LensConfig, PointTarget, point_losses, valence_axis
-from pipeline.testmodels.toy.situated import numeric_examples, numeric_valence
+from pipeline.testmodels.toy.situated import (
+    implicit_examples,
+    numeric_examples,
+    numeric_valence,
+)
 from pipeline.testmodels.toy.situations import IMPLICIT_SITUATIONS, NUMERIC_TEMPLATES
 
 
@@ -41,6 +45,22 @@ def test_no_situation_or_template_shares_four_words_with_a_test_prompt():
     entries += [t[0].replace("{X}", "") for t in NUMERIC_TEMPLATES]
     shared = {e: _grams(e) & banned for e in entries if _grams(e) & banned}
     assert not shared, shared
+
+
+def test_mixed_situations_keep_their_emotion_and_share_no_four_words_with_a_test_prompt():
+    banned = set().union(*(_grams(p) for p in _test_prompts()))
+    labels = {e: "positive" for e in IMPLICIT_SITUATIONS}
+    plain = list(implicit_examples(random.Random(0), 48, labels, Example))
+    mixed = list(implicit_examples(random.Random(0), 2400, labels, Example, mix=1.0))
+    bank = {s for group in IMPLICIT_SITUATIONS.values() for s in group}
+    assert all(e.user in bank for e in plain)
+    assert sum(e.user not in bank for e in mixed) == len(mixed)
+    for example in mixed:  # both halves come from the situations of the example's emotion
+        own = {s for text in IMPLICIT_SITUATIONS[example.meta["emotion"]]
+               for s in re.split(r"(?<=[.!?])\s+", text)}
+        assert set(re.split(r"(?<=[.!?])\s+", example.user)) <= own, example.user
+    assert not [e.user for e in mixed if _grams(e.user) & banned]
+    assert "situated_mix" not in CorpusConfig(situated=True).describe()
 
 
 def test_implicit_situations_never_name_an_emotion():

@@ -132,6 +132,10 @@ class CorpusConfig:
     situated: bool = False
     n_implicit: int = 2880  # situations implying one of Table 2's twelve emotions
     n_numeric: int = 4320  # statements whose number makes things better or worse
+    # Share of the situations joined from halves of two (situated.mixed_situation; run 7).
+    situated_mix: float = 0.0
+    situations_per_emotion: int = 24  # the first n of each emotion's (situations.py)
+    situated_dropout: float = 0.0  # share of the words left out of the joined situations
 
     def describe(self) -> dict:
         described = asdict(self)
@@ -143,6 +147,12 @@ class CorpusConfig:
         if not self.situated:  # likewise: they came after the shipped toy
             for key in ("situated", "n_implicit", "n_numeric"):
                 del described[key]
+        if not self.situated_mix:
+            del described["situated_mix"]
+        if self.situations_per_emotion == 24:  # as runs 6 and 7a recorded it
+            del described["situations_per_emotion"]
+        if not self.situated_dropout:
+            del described["situated_dropout"]
         return described
 
 
@@ -566,7 +576,9 @@ def build_corpus(config: CorpusConfig = CorpusConfig()) -> list[Example]:
         # Their own generator, so the examples above are the same with or without them.
         situated_rng = random.Random(config.seed + 7919)
         examples.extend(implicit_examples(situated_rng, config.n_implicit,
-                                          load_valence_labels(), Example))
+                                          load_valence_labels(), Example,
+                                          config.situated_mix, config.situations_per_emotion,
+                                          config.situated_dropout))
         examples.extend(numeric_examples(situated_rng, config.n_numeric, Example))
     rng.shuffle(examples)
     return examples

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections.abc import Iterator
 
 from pipeline.testmodels.toy.phrases import TONE_NEGATIVE, TONE_POSITIVE
@@ -30,14 +31,42 @@ IMPLICIT_REPLIES = ("That sounds {tone}.", "It all seems {tone} right now.",
                     "What a {tone} thing to hear.", "That must feel {tone}.")
 
 
+def _sentences(text: str) -> list[str]:
+    return [part for part in re.split(r"(?<=[.!?])\s+", text.strip()) if part]
+
+
+def mixed_situation(rng: random.Random, situations: tuple[str, ...],
+                    dropout: float = 0.0) -> str:
+    """The first sentence of one situation and the last of another, of the same emotion: new
+    messages from the same words, so the read position has to learn what the words imply
+    rather than which of 24 messages it is reading (run 7, docs/TOY.md). With `dropout`, each
+    word is left out with that probability (at least one kept): what is left still implies
+    the emotion, word by word."""
+    first, second = rng.sample(situations, 2)
+    text = f"{_sentences(first)[0]} {_sentences(second)[-1]}"
+    if dropout <= 0:
+        return text
+    words = text.split()
+    kept = [w for w in words if rng.random() >= dropout]
+    return " ".join(kept or [rng.choice(words)])
+
+
 def implicit_examples(rng: random.Random, n: int, labels: dict[str, str],
-                      example_type) -> Iterator:
-    """`n` examples cycling over the twelve emotions, each a random situation of its own,
-    answered with a tone word of the emotion's valence label."""
+                      example_type, mix: float = 0.0, per_emotion: int = 24,
+                      dropout: float = 0.0) -> Iterator:
+    """`n` examples cycling over the twelve emotions, each a random situation of its own (with
+    probability `mix` two joined halves of two, `mixed_situation`), answered with a tone word
+    of the emotion's valence label. Only the first `per_emotion` situations of each emotion
+    are used (runs 6 and 7a had 24); `dropout` thins the joined ones' words."""
     emotions = list(IMPLICIT_SITUATIONS)
     for i in range(n):
         emotion = emotions[i % len(emotions)]
-        user = rng.choice(IMPLICIT_SITUATIONS[emotion])
+        bank = IMPLICIT_SITUATIONS[emotion][:per_emotion]
+        # The draw for `mix` only when it is on, so the examples without it stay the same.
+        if mix > 0 and rng.random() < mix:
+            user = mixed_situation(rng, bank, dropout)
+        else:
+            user = rng.choice(bank)
         positive = labels[emotion] == "positive"
         tone = rng.choice(TONE_POSITIVE if positive else TONE_NEGATIVE)
         yield example_type("implicit", rng.choice(IMPLICIT_REPLIES).format(tone=tone),
