@@ -91,3 +91,48 @@ def test_point_directions_need_a_point_weight_and_are_off_by_default():
     assert LensConfig(point_weight=1, point_directions=True).describe()["point_directions"]
     with pytest.raises(ValueError, match="point directions with point weight 0"):
         LensConfig(point_directions=True)
+
+
+def test_prefix_points_cover_the_message_from_its_fifth_token_and_the_read_position():
+    from transformers import PreTrainedTokenizerFast
+
+    from pipeline.testmodels.toy.corpus import Example
+    from pipeline.testmodels.toy.directions import PREFIX_FROM
+    from pipeline.testmodels.toy.situations import IMPLICIT_SITUATIONS
+    from pipeline.testmodels.toy.train import encode, with_point_targets
+
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(TOY_RANDOM_DIR)
+    user = "The kettle is on and the snow falls past the window."
+    examples = [Example("implicit", "That sounds warm.", user=user, meta={"emotion": "calm"}),
+                Example("numeric", "That sounds cold.", user="It took 9 days.",
+                        meta={"valence": -0.5})]
+    items = [encode(tokenizer, e) for e in examples]
+    start, end = items[0].user
+    assert tokenizer.decode(items[0].ids[start:end]) == user
+    calm = list(IMPLICIT_SITUATIONS).index("calm")
+    plain, numeric = with_point_targets(tokenizer, examples, items, directions=True)
+    assert plain.direction_points == (DirectionPoint(plain.read, choice=calm),)
+    assert numeric.direction_points == (DirectionPoint(numeric.read, valence=-0.5),)
+    prefixed = with_point_targets(tokenizer, examples, items, directions=True, prefixes=True)
+    assert [p.position for p in prefixed[0].direction_points] == [
+        *range(start + PREFIX_FROM, end), plain.read]
+    assert {p.choice for p in prefixed[0].direction_points} == {calm}
+    assert prefixed[1].direction_points == numeric.direction_points  # numbers: the read only
+
+
+def test_stories_by_emotion_takes_more_of_the_choice_emotions_and_names_a_shortfall():
+    from transformers import PreTrainedTokenizerFast
+
+    from pipeline.inputs.stimuli import load_emotions
+    from pipeline.testmodels.toy.corpus import Example
+    from pipeline.testmodels.toy.train import stories_by_emotion
+
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(TOY_RANDOM_DIR)
+    examples = [Example("story", f"Story {k} of {e}.\n\nFeeling: {e}", meta={"emotion": e})
+                for e in load_emotions() for k in range(3)]
+    groups = stories_by_emotion(tokenizer, examples, 1, ("happy", "sad"), 3)
+    assert {len(g) for e, g in groups.items() if e not in ("happy", "sad")} == {1}
+    assert len(groups["happy"]) == len(groups["sad"]) == 3
+    assert "Feeling" not in tokenizer.decode(groups["sad"][2])
+    with pytest.raises(ValueError, match="too few plain stories of happy"):
+        stories_by_emotion(tokenizer, examples, 1, ("happy",), 4)

@@ -49,11 +49,20 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--situated", action="store_true",
                        help="add situations and numeric statements whose read position is "
                             "trained (V3-V6; docs/TOY.md)")
+    train.add_argument("--situated-mix", type=float, default=CorpusConfig.situated_mix,
+                       help="share of the situations joined from halves of two (run 7)")
+    train.add_argument("--situations-per-emotion", type=int,
+                       default=CorpusConfig.situations_per_emotion,
+                       help="the first n situations of each emotion (situations.py)")
+    train.add_argument("--situated-dropout", type=float, default=CorpusConfig.situated_dropout,
+                       help="share of the words left out of the joined situations (run 7)")
     train.add_argument("--point-weight", type=float, default=LensConfig.point_weight,
                        help="weight of the read-position losses on those examples")
     train.add_argument("--point-directions", action="store_true",
                        help="train read positions against the toy's own emotion directions "
                             "(directions.py) instead of through the unembedding")
+    train.add_argument("--point-prefixes", action="store_true",
+                       help="with --point-directions, also train every token of a situation")
     train.add_argument("--width", type=int, default=TOY_SHAPE["hidden_size"],
                        help="residual width (MLP 4x); the twin follows the toy's")
     twin = sub.add_parser("random-twin", help="the toy's config and tokenizer, random weights")
@@ -69,14 +78,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         config = TrainConfig(seed=args.seed, threads=args.threads, epochs=args.epochs)
         corpus = CorpusConfig(seed=args.seed, signature_nouns=args.signature_nouns,
-                              situated=args.situated)
+                              situated=args.situated, situated_mix=args.situated_mix,
+                              situations_per_emotion=args.situations_per_emotion,
+                              situated_dropout=args.situated_dropout)
         try:  # bad option values: one sentence, no traceback
             lens = LensConfig(weight=args.lens_weight, tone_mass=args.lens_tone_mass,
                               valence_weight=args.lens_valence_weight,
                               valence_margin=args.lens_valence_margin,
                               level_weight=args.lens_level_weight,
                               point_weight=args.point_weight,
-                              point_directions=args.point_directions)
+                              point_directions=args.point_directions,
+                              point_prefixes=args.point_prefixes)
             shape = toy_shape(args.width)
         except ValueError as error:
             parser.error(str(error))

@@ -38,8 +38,16 @@ from pipeline.model.hooks import layer_hooks
 
 START_STEP = 150  # as the preference interventions: after the first steps of plain modelling
 REFRESH_EVERY = 50
-STORIES_PER_EMOTION = 2
+STORIES_PER_EMOTION = 2  # enough to centre over the 171 emotions
+# The twelve emotions a situation chooses among: two stories' mean is mostly those stories'
+# own content (run 7a, docs/TOY.md), so more stories each.
+STORIES_PER_CHOICE = 12
 TAU = 0.05  # a cosine gap of 0.05 is one nat
+# With prefixes (LensConfig.point_prefixes): every token of a situation's message from this
+# one on is also trained toward its emotion, so each word has to carry what it implies rather
+# than the read position recognising whole messages (run 7: 24-60 situations per emotion were
+# memorised, not generalised).
+PREFIX_FROM = 4
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,8 @@ class LensConfig:
     # measured during training (pipeline/testmodels/toy/directions.py, run 7) instead of
     # through the unembedding (run 6).
     point_directions: bool = False
+    # With point_directions: also every token of a situation's message (directions.PREFIX_FROM).
+    point_prefixes: bool = False
 
     def __post_init__(self) -> None:
         # Both read the residual the lens captures; with the lens off they would silently not run.
@@ -92,6 +94,8 @@ class LensConfig:
             del described["point_weight"]  # as the shipped toy, which came before it, recorded it
         if not self.point_directions:
             del described["point_directions"]
+        if not self.point_prefixes:
+            del described["point_prefixes"]
         return described
 
 

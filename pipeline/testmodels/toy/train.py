@@ -77,8 +77,10 @@ from pipeline.testmodels.toy.corpus import (
     corpus_texts,
 )
 from pipeline.testmodels.toy.directions import (
+    PREFIX_FROM,
     REFRESH_EVERY,
     START_STEP,
+    STORIES_PER_CHOICE,
     STORIES_PER_EMOTION,
     DirectionPoint,
     EmotionDirections,
@@ -164,6 +166,7 @@ class Encoded:
     lens_target: LensTarget | None = None
     # Chat examples: the read position (the prompt's last token, as the harness reads it).
     read: int | None = None
+    user: tuple[int, int] | None = None  # chat examples: the user message's token span
     # Positions trained to carry a word or a valence (V3-V6; lens.PointTarget).
     points: tuple[PointTarget, ...] = ()
     # Or to point along the toy's own emotion directions (V3-V6; directions.DirectionPoint).
@@ -192,7 +195,9 @@ def encode(tokenizer: PreTrainedTokenizerFast, example: Example) -> Encoded:
     ids = [*prompt.input_ids, *completion]
     targets = [False] * len(prompt.input_ids) + [True] * len(completion)
     if "elo" not in example.meta:
-        return Encoded(ids, targets, example.kind, read=prompt.read_position)
+        offset = prompt.spans["user"][0]
+        user = char_span_to_token_span(prompt.offsets, offset, offset + len(example.user))
+        return Encoded(ids, targets, example.kind, read=prompt.read_position, user=user)
     return Encoded(ids, targets, example.kind, spans=_option_spans(prompt, example),
                    values=tuple(float(v) for v in example.meta["elo"]),
                    answer=len(prompt.input_ids))
@@ -455,19 +460,24 @@ def with_lens_targets(tokenizer, examples: Sequence[Example], items: Sequence[En
 
 
 def with_point_targets(tokenizer, examples: Sequence[Example],
-                       items: Sequence[Encoded], directions: bool = False) -> list[Encoded]:
+                       items: Sequence[Encoded], directions: bool = False,
+                       prefixes: bool = False) -> list[Encoded]:
     """Read-position targets (pipeline/testmodels/toy/situated.py): an implicit situation's
     emotion word with its valence's tone words and its valence label's sign; a numeric
     statement's graded valence. With `directions`: the situation's emotion among the twelve,
-    or the graded valence, against the toy's own directions (directions.py)."""
+    or the graded valence, against the toy's own directions (directions.py); with `prefixes`
+    a situation's emotion also at every token of its message from the PREFIX_FROM-th on."""
     labels = load_valence_labels()
     tone_ids = tone_token_ids(tokenizer)
     choices = list(IMPLICIT_SITUATIONS)
     out = []
     for example, item in zip(examples, items, strict=True):
         if directions and example.kind == "implicit":
-            item = dataclasses.replace(item, direction_points=(DirectionPoint(
-                item.read, choice=choices.index(example.meta["emotion"])),))
+            choice = choices.index(example.meta["emotion"])
+            positions = [*(range(item.user[0] + PREFIX_FROM, item.user[1]) if prefixes else ()),
+                         item.read]
+            item = dataclasses.replace(item, direction_points=tuple(
+                DirectionPoint(position, choice=choice) for position in positions))
         elif directions and example.kind == "numeric":
             item = dataclasses.replace(item, direction_points=(DirectionPoint(
                 item.read, valence=example.meta["valence"]),))
@@ -501,19 +511,22 @@ def direction_stories(tokenizer, examples: Sequence[Example], per_sign: int) -> 
     return DirectionStories(groups["positive"], groups["negative"])
 
 
-def stories_by_emotion(tokenizer, examples: Sequence[Example],
-                       per_emotion: int) -> dict[str, list[list[int]]]:
-    """The first `per_emotion` plain stories of every emotion (token ids, BOS first)."""
-    groups: dict[str, list[list[int]]] = {emotion: [] for emotion in load_emotions()}
+def stories_by_emotion(tokenizer, examples: Sequence[Example], per_emotion: int,
+                       more: Sequence[str] = (), per_more: int = 0) -> dict[str, list[list[int]]]:
+    """The first `per_emotion` plain stories of every emotion (token ids, BOS first), and the
+    first `per_more` of the emotions in `more`."""
+    wanted = {emotion: per_emotion for emotion in load_emotions()}
+    wanted.update({emotion: max(per_emotion, per_more) for emotion in more})
+    groups: dict[str, list[list[int]]] = {emotion: [] for emotion in wanted}
     for example in examples:
-        if example.kind == "story" and len(groups[example.meta["emotion"]]) < per_emotion:
+        emotion = example.meta.get("emotion") if example.kind == "story" else None
+        if emotion is not None and len(groups[emotion]) < wanted[emotion]:
             body = example.completion.split("\n\nFeeling:")[0]
-            groups[example.meta["emotion"]].append(
-                tokenizer(body, add_special_tokens=True)["input_ids"])
-    short = [emotion for emotion, group in groups.items() if len(group) < per_emotion]
+            groups[emotion].append(tokenizer(body, add_special_tokens=True)["input_ids"])
+    short = [emotion for emotion, group in groups.items() if len(group) < wanted[emotion]]
     if short:
-        raise ValueError(f"the corpus has fewer than {per_emotion} plain stories of "
-                         f"{', '.join(short[:3])}; raise CorpusConfig.n_story")
+        raise ValueError(f"the corpus has too few plain stories of {', '.join(short[:3])} for "
+                         "the direction losses; raise CorpusConfig.n_story")
     return groups
 
 
@@ -564,7 +577,8 @@ def _train_toy(out_dir: Path, corpus_config: CorpusConfig, config: TrainConfig,
         items = with_lens_targets(tokenizer, examples, items, tones=lens.tone_mass > 0,
                                   valence=lens.valence_weight > 0)
     if lens.point_weight > 0:
-        items = with_point_targets(tokenizer, examples, items, lens.point_directions)
+        items = with_point_targets(tokenizer, examples, items, lens.point_directions,
+                                   lens.point_prefixes)
     n_tokens = sum(len(item.ids) for item in items)
     log(f"tokenizer and encoding: {n_tokens} tokens ({time.time() - started:.0f}s)")
     model = build_model(tokenizer, seed=config.seed, shape=shape)
@@ -575,7 +589,9 @@ def _train_toy(out_dir: Path, corpus_config: CorpusConfig, config: TrainConfig,
                           intervention=intervention, stories=stories, choice_ids=choice_ids,
                           lens=lens, tone_ids=(tones["positive"], tones["negative"]),
                           emotion_stories=(stories_by_emotion(tokenizer, examples,
-                                                              STORIES_PER_EMOTION)
+                                                              STORIES_PER_EMOTION,
+                                                              tuple(IMPLICIT_SITUATIONS),
+                                                              STORIES_PER_CHOICE)
                                            if lens.point_directions else None))
     kinds: dict[str, int] = defaultdict(int)
     for example in examples:
