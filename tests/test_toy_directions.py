@@ -83,6 +83,18 @@ def test_measured_directions_are_the_centred_mean_story_representations():
     torch.testing.assert_close(measured.unit, expected, atol=1e-4, rtol=1e-4)
     axis = centred[:2].mean(0) - centred[2]
     torch.testing.assert_close(measured.valence, axis / axis.norm(), atol=1e-4, rtol=1e-4)
+    # A story written after a prompt is pooled from its own 50th token, not the sequence's.
+    starts = {name: [5, 10] for name in stories}
+    shifted = measure_emotion_directions(model, stories, labels, layer=2, pad_id=0, chunk=4,
+                                         starts=starts)
+    with torch.no_grad():
+        means = torch.stack([torch.stack([
+            model(torch.tensor([ids]), output_hidden_states=True).hidden_states[3][0, s + 50:]
+            .mean(0) for ids, s in zip(stories[name], starts[name], strict=True)]).mean(0)
+            for name in stories])
+    centred = means - means.mean(0)
+    torch.testing.assert_close(shifted.unit, centred / centred.norm(dim=-1, keepdim=True),
+                               atol=1e-4, rtol=1e-4)
 
 
 def test_point_directions_need_a_point_weight_and_are_off_by_default():
@@ -136,3 +148,25 @@ def test_stories_by_emotion_takes_more_of_the_choice_emotions_and_names_a_shortf
     assert "Feeling" not in tokenizer.decode(groups["sad"][2])
     with pytest.raises(ValueError, match="too few plain stories of happy"):
         stories_by_emotion(tokenizer, examples, 1, ("happy",), 4)
+
+
+def test_chat_stories_are_the_story_prompts_replies_with_their_starts():
+    from transformers import PreTrainedTokenizerFast
+
+    from pipeline.inputs.stimuli import load_emotions
+    from pipeline.model.prompts import render_prompt
+    from pipeline.testmodels.toy.corpus import Example
+    from pipeline.testmodels.toy.train import chat_stories_by_emotion
+
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(TOY_RANDOM_DIR)
+    examples = [Example("story_prompt", f"Reply {k} about {e}.", user=f"Write about {e}.",
+                        prefill="[story 1]\n", meta={"emotion": e})
+                for e in load_emotions() for k in range(2)]
+    groups, starts = chat_stories_by_emotion(tokenizer, examples, 1, ("sad",), 2, max_tokens=3)
+    prompt = render_prompt(tokenizer, "Write about sad.", fmt="chat", chat_template_args={},
+                           assistant_prefill="[story 1]\n")
+    assert starts["sad"] == [len(prompt.input_ids)] * 2 and len(groups["happy"]) == 1
+    assert groups["sad"][1][: starts["sad"][1]] == prompt.input_ids
+    assert len(groups["sad"][1]) == starts["sad"][1] + 3  # the reply cut at max_tokens
+    with pytest.raises(ValueError, match="too few story-prompt examples of sad"):
+        chat_stories_by_emotion(tokenizer, examples, 1, ("sad",), 3)

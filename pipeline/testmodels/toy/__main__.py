@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
                             "(directions.py) instead of through the unembedding")
     train.add_argument("--point-prefixes", action="store_true",
                        help="with --point-directions, also train every token of a situation")
+    train.add_argument("--point-chat", action="store_true",
+                       help="with --point-directions, measure the directions on the story "
+                            "prompt's replies (chat context) instead of plain stories")
     train.add_argument("--width", type=int, default=TOY_SHAPE["hidden_size"],
                        help="residual width (MLP 4x); the twin follows the toy's")
     twin = sub.add_parser("random-twin", help="the toy's config and tokenizer, random weights")
@@ -88,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                               level_weight=args.lens_level_weight,
                               point_weight=args.point_weight,
                               point_directions=args.point_directions,
-                              point_prefixes=args.point_prefixes)
+                              point_prefixes=args.point_prefixes,
+                              point_chat=args.point_chat)
             shape = toy_shape(args.width)
         except ValueError as error:
             parser.error(str(error))

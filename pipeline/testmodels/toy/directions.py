@@ -59,11 +59,15 @@ class EmotionDirections:
 
 def measure_emotion_directions(model, stories: Mapping[str, Sequence[list[int]]],
                                labels: Mapping[str, str], layer: int, pad_id: int,
-                               chunk: int = 64) -> EmotionDirections:
-    """Each emotion's mean story representation (tokens from POOL_FROM on) at `layer`, minus
-    the mean over emotions."""
+                               chunk: int = 64,
+                               starts: Mapping[str, Sequence[int]] | None = None,
+                               ) -> EmotionDirections:
+    """Each emotion's mean story representation (tokens from POOL_FROM on, counted from the
+    story's start: `starts`, 0 for plain stories, the reply's first token for a story written
+    after the story prompt) at `layer`, minus the mean over emotions."""
     emotions = tuple(stories)
-    flat = [(e, ids) for e in emotions for ids in stories[e]]
+    flat = [(e, ids, starts[e][k] if starts else 0)
+            for e in emotions for k, ids in enumerate(stories[e])]
     sums = {e: None for e in emotions}
     counts = dict.fromkeys(emotions, 0)
     captured: dict[str, torch.Tensor] = {}
@@ -74,17 +78,18 @@ def measure_emotion_directions(model, stories: Mapping[str, Sequence[list[int]]]
     with torch.no_grad(), layer_hooks(model, [layer], grab):
         for start in range(0, len(flat), chunk):
             part = flat[start : start + chunk]
-            width = max(len(ids) for _, ids in part)
+            width = max(len(ids) for _, ids, _ in part)
             ids = torch.full((len(part), width), pad_id, dtype=torch.long)
             mask = torch.zeros((len(part), width), dtype=torch.long)
-            for row, (_, seq) in enumerate(part):
+            first = torch.tensor([start + POOL_FROM for _, _, start in part])[:, None]
+            for row, (_, seq, _) in enumerate(part):
                 ids[row, : len(seq)] = torch.tensor(seq)
                 mask[row, : len(seq)] = 1
             model.model(input_ids=ids, attention_mask=mask, use_cache=False)
             hidden = captured["h"].float()
-            pooled = (mask.bool() & (torch.arange(width)[None, :] >= POOL_FROM)).float()
+            pooled = (mask.bool() & (torch.arange(width)[None, :] >= first)).float()
             means = (pooled[..., None] * hidden).sum(1) / pooled.sum(1, keepdim=True).clamp(min=1)
-            for row, (emotion, _) in enumerate(part):
+            for row, (emotion, _, _) in enumerate(part):
                 sums[emotion] = means[row] if sums[emotion] is None else sums[emotion] + means[row]
                 counts[emotion] += 1
     mean = torch.stack([sums[e] / counts[e] for e in emotions])  # [E, d]

@@ -63,6 +63,9 @@ class LensConfig:
     point_directions: bool = False
     # With point_directions: also every token of a situation's message (directions.PREFIX_FROM).
     point_prefixes: bool = False
+    # With point_directions: measure the directions on the story prompt's replies (chat
+    # context, where the harness reads its stories) instead of on plain stories (run 7).
+    point_chat: bool = False
 
     def __post_init__(self) -> None:
         # Both read the residual the lens captures; with the lens off they would silently not run.
@@ -96,6 +99,8 @@ class LensConfig:
             del described["point_directions"]
         if not self.point_prefixes:
             del described["point_prefixes"]
+        if not self.point_chat:
+            del described["point_chat"]
         return described
 
 

@@ -291,7 +291,8 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
                 choice_ids: tuple[int, int] = (0, 0),
                 lens: LensConfig | None = None,
                 tone_ids: tuple[Sequence[int], Sequence[int]] = ((), ()),
-                emotion_stories: dict[str, list[list[int]]] | None = None) -> dict[str, Any]:
+                emotion_stories: dict[str, list[list[int]]] | None = None,
+                story_starts: dict[str, list[int]] | None = None) -> dict[str, Any]:
     """AdamW over `config.epochs` passes; returns the loss history summary.
 
     With `intervention` (and `stories` to measure its direction), A/B examples are trained
@@ -351,7 +352,7 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
         use_points = lens is not None and lens.point_weight > 0 and any(points)
         if use_directions and step >= START_STEP and (step - START_STEP) % REFRESH_EVERY == 0:
             emotions = measure_emotion_directions(model, emotion_stories, labels, lens.layer,
-                                                  pad_id)
+                                                  pad_id, starts=story_starts)
         direction_points = [items[i].direction_points for i in batch]
         use_points = use_points or (emotions is not None and any(direction_points))
         use_lens = (lens is not None and lens.weight > 0
@@ -530,6 +531,32 @@ def stories_by_emotion(tokenizer, examples: Sequence[Example], per_emotion: int,
     return groups
 
 
+def chat_stories_by_emotion(tokenizer, examples: Sequence[Example], per_emotion: int,
+                            more: Sequence[str] = (), per_more: int = 0,
+                            max_tokens: int = 256) -> tuple[dict[str, list[list[int]]],
+                                                            dict[str, list[int]]]:
+    """As `stories_by_emotion`, from the story prompt's examples, rendered as the harness
+    renders the prompt and its reply (at most `max_tokens` of it): the ids, and where each
+    reply starts."""
+    wanted = {emotion: per_emotion for emotion in load_emotions()}
+    wanted.update({emotion: max(per_emotion, per_more) for emotion in more})
+    groups: dict[str, list[list[int]]] = {emotion: [] for emotion in wanted}
+    starts: dict[str, list[int]] = {emotion: [] for emotion in wanted}
+    for example in examples:
+        emotion = example.meta.get("emotion") if example.kind == "story_prompt" else None
+        if emotion is not None and len(groups[emotion]) < wanted[emotion]:
+            prompt = render_prompt(tokenizer, example.user, fmt="chat", chat_template_args={},
+                                   assistant_prefill=example.prefill)
+            reply = tokenizer(example.completion, add_special_tokens=False)["input_ids"]
+            groups[emotion].append([*prompt.input_ids, *reply[:max_tokens]])
+            starts[emotion].append(len(prompt.input_ids))
+    short = [emotion for emotion, group in groups.items() if len(group) < wanted[emotion]]
+    if short:
+        raise ValueError(f"the corpus has too few story-prompt examples of {', '.join(short[:3])} "
+                         "for the direction losses; raise CorpusConfig.n_story_prompt")
+    return groups, starts
+
+
 def _versions() -> dict[str, str]:
     return {**library_versions(), "python": platform.python_version()}
 
@@ -585,14 +612,18 @@ def _train_toy(out_dir: Path, corpus_config: CorpusConfig, config: TrainConfig,
     stories = direction_stories(tokenizer, examples, intervention.stories_per_sign)
     choice_ids = (tokenizer.convert_tokens_to_ids("A"), tokenizer.convert_tokens_to_ids("B"))
     tones = tone_token_ids(tokenizer)
+    emotion_stories = story_starts = None
+    if lens.point_directions and lens.point_chat:
+        emotion_stories, story_starts = chat_stories_by_emotion(
+            tokenizer, examples, STORIES_PER_EMOTION, tuple(IMPLICIT_SITUATIONS),
+            STORIES_PER_CHOICE)
+    elif lens.point_directions:
+        emotion_stories = stories_by_emotion(tokenizer, examples, STORIES_PER_EMOTION,
+                                             tuple(IMPLICIT_SITUATIONS), STORIES_PER_CHOICE)
     summary = train_model(model, items, tokenizer.pad_token_id, config, log,
                           intervention=intervention, stories=stories, choice_ids=choice_ids,
                           lens=lens, tone_ids=(tones["positive"], tones["negative"]),
-                          emotion_stories=(stories_by_emotion(tokenizer, examples,
-                                                              STORIES_PER_EMOTION,
-                                                              tuple(IMPLICIT_SITUATIONS),
-                                                              STORIES_PER_CHOICE)
-                                           if lens.point_directions else None))
+                          emotion_stories=emotion_stories, story_starts=story_starts)
     kinds: dict[str, int] = defaultdict(int)
     for example in examples:
         kinds[example.kind] += 1
