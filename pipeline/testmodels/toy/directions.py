@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from pipeline.model.capture import POOL_FROM
 from pipeline.model.hooks import layer_hooks
+from pipeline.testmodels.toy.lens import graded_axis_loss
 
 START_STEP = 150  # as the preference interventions: after the first steps of plain modelling
 REFRESH_EVERY = 50
@@ -119,18 +120,11 @@ def direction_point_losses(hidden: torch.Tensor, points: Sequence[Sequence[Direc
     valence * margin; None where no point has one. points[row] lists batch row `row`'s."""
     chosen = [(row, p) for row, targets in enumerate(points) for p in targets
               if p.choice is not None]
-    graded = [(row, p) for row, targets in enumerate(points) for p in targets
-              if p.valence is not None]
-    choice_term = valence_term = None
+    choice_term = None
     if chosen:
         index = [directions.emotions.index(e) for e in choices]
         h = torch.stack([hidden[row, p.position] for row, p in chosen]).float()
         h = h / h.norm(dim=-1, keepdim=True).clamp(min=1e-6)
         logits = h @ directions.unit[index].T / TAU  # [N, C]
         choice_term = F.cross_entropy(logits, torch.tensor([p.choice for _, p in chosen]))
-    if graded:
-        h = torch.stack([hidden[row, p.position] for row, p in graded]).float()
-        cosine = (h @ directions.valence) / h.norm(dim=-1).clamp(min=1e-6)
-        want = torch.tensor([p.valence * margin for _, p in graded])
-        valence_term = ((cosine - want) ** 2).mean()
-    return choice_term, valence_term
+    return choice_term, graded_axis_loss(hidden, points, directions.valence, margin)

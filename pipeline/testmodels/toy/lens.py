@@ -224,9 +224,7 @@ def point_losses(hidden: torch.Tensor, points: Sequence[Sequence[PointTarget]],
     targets of batch row `row`."""
     worded = [(row, p) for row, targets in enumerate(points) for p in targets
               if p.word is not None]
-    valenced = [(row, p) for row, targets in enumerate(points) for p in targets
-                if p.valence is not None]
-    lens_term = valence_term = None
+    lens_term = None
     if worded:
         h = torch.stack([hidden[row, p.position] for row, p in worded]).float()
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6)
@@ -238,9 +236,18 @@ def point_losses(hidden: torch.Tensor, points: Sequence[Sequence[PointTarget]],
             for tone in p.tones:
                 wanted[k, tone] += share / len(p.tones)
         lens_term = -(log_p * wanted).sum(-1).mean()
-    if valenced:
-        h = torch.stack([hidden[row, p.position] for row, p in valenced]).float()
-        cosine = (h @ axis) / h.norm(dim=-1).clamp(min=1e-6)
-        want = torch.tensor([p.valence * margin for _, p in valenced])
-        valence_term = ((cosine - want) ** 2).mean()
-    return lens_term, valence_term
+    return lens_term, graded_axis_loss(hidden, points, axis, margin)
+
+
+def graded_axis_loss(hidden: torch.Tensor, points: Sequence[Sequence], axis: torch.Tensor,
+                     margin: float) -> torch.Tensor | None:
+    """The mean squared gap between cos(h, axis) and valence * margin over the points (any
+    with `position` and `valence`) that have a valence; None when none has one."""
+    valenced = [(row, p) for row, targets in enumerate(points) for p in targets
+                if p.valence is not None]
+    if not valenced:
+        return None
+    h = torch.stack([hidden[row, p.position] for row, p in valenced]).float()
+    cosine = (h @ axis) / h.norm(dim=-1).clamp(min=1e-6)
+    want = torch.tensor([p.valence * margin for _, p in valenced])
+    return ((cosine - want) ** 2).mean()

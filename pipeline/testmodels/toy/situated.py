@@ -8,8 +8,10 @@ before the assistant's reply), and ask whether it points at the emotion the mess
 examples carry a point target at the read position (`lens.PointTarget`, set in
 `train.with_point_targets`): the emotion's word through the logit lens and its valence on the
 valence axis (implicit situations), or a valence that grows with how good the number is
-(numeric statements). The harness's own vectors, built from the toy's own stories, must then
-still line up with what the read position carries.
+(numeric statements); with `--point-directions`, against the toy's own emotion directions
+instead (`directions.py`, run 7). The harness's own vectors, built from the toy's own
+stories, must then still line up with what the read position carries. Neither passed V3
+(docs/TOY.md, runs 6 and 7).
 
 None of these is a test prompt: the situations and templates are harness-authored, and
 `tests/test_toy_situated.py` checks that none shares a run of four words with any of the

@@ -389,23 +389,19 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
             if use_points and emotions is not None:
                 choice, graded = direction_point_losses(captured["h"], direction_points,
                                                         emotions, choices, lens.valence_margin)
-                if choice is not None:
-                    recent["point_choice"].append(choice.item())
-                    loss = loss + lens.point_weight * choice
-                if graded is not None:
-                    recent["point_valence"].append(graded.item())
-                    loss = loss + lens.point_weight * lens.valence_weight * graded
+                terms = {"point_choice": (choice, 1.0),
+                         "point_valence": (graded, lens.valence_weight)}
             elif use_points:
                 unembedding = model.get_output_embeddings().weight
                 point_lens, point_valence = point_losses(
                     captured["h"], points, unembedding, lens_log_scale.exp(), lens.tone_mass,
                     valence_axis(unembedding, *tone_ids), lens.valence_margin)
-                if point_lens is not None:
-                    recent["point_lens"].append(point_lens.item())
-                    loss = loss + lens.point_weight * point_lens
-                if point_valence is not None:
-                    recent["point_valence"].append(point_valence.item())
-                    loss = loss + lens.point_weight * lens.valence_weight * point_valence
+                terms = {"point_lens": (point_lens, 1.0),
+                         "point_valence": (point_valence, lens.valence_weight)}
+            for name, (term, share) in (terms.items() if use_points else ()):
+                if term is not None:
+                    recent[name].append(term.item())
+                    loss = loss + lens.point_weight * share * term
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
