@@ -120,3 +120,17 @@ def test_point_weight_needs_the_lens_on_and_is_off_by_default():
     assert LensConfig().point_weight == 0 and "point_weight" not in LensConfig().describe()
     with pytest.raises(ValueError, match="point weight 1"):
         LensConfig(weight=0, valence_weight=0, level_weight=0, point_weight=1)
+
+
+def test_dropout_keeps_some_of_the_joined_words_in_order():
+    from pipeline.testmodels.toy.situated import mixed_situation
+
+    bank = IMPLICIT_SITUATIONS["calm"]
+    whole = mixed_situation(random.Random(3), bank)
+    thinned = mixed_situation(random.Random(3), bank, dropout=0.5)
+    words, kept = whole.split(), thinned.split()
+    assert 0 < len(kept) < len(words)
+    position = 0  # the kept words are a subsequence of the joined message
+    for word in kept:
+        position = words.index(word, position) + 1
+    assert mixed_situation(random.Random(3), bank, dropout=1.0).split()[0] in words

@@ -11,7 +11,8 @@ on the training situations, but the harness's vectors did not line up with it (V
 What: every `REFRESH_EVERY` steps, the toy's own direction for each of the 171 emotions is
 measured at the analysis layer the way the harness measures it (mean residual over story
 tokens from the 50th on, centred over the emotions), from a few of the corpus's plain stories
-of each emotion. An implicit situation's read position is then trained, by cross-entropy over
+of each emotion (with `LensConfig.point_chat`, of the story prompt's replies, in the chat
+context where the harness reads its stories). An implicit situation's read position is then trained, by cross-entropy over
 its raw cosines with the twelve Table 2 emotions' directions (temperature `TAU`), toward its
 own emotion; a numeric statement's read position is trained so that its cosine with the
 measured valence axis (positive-label emotions' mean direction minus negative-label ones')
@@ -67,7 +68,7 @@ def measure_emotion_directions(model, stories: Mapping[str, Sequence[list[int]]]
     story's start: `starts`, 0 for plain stories, the reply's first token for a story written
     after the story prompt) at `layer`, minus the mean over emotions."""
     emotions = tuple(stories)
-    flat = [(e, ids, starts[e][k] if starts else 0)
+    flat = [(e, ids, starts[e][k] if starts else 0)  # (emotion, ids, where the story starts)
             for e in emotions for k, ids in enumerate(stories[e])]
     sums = {e: None for e in emotions}
     counts = dict.fromkeys(emotions, 0)
@@ -77,12 +78,12 @@ def measure_emotion_directions(model, stories: Mapping[str, Sequence[list[int]]]
         captured["h"] = hidden
 
     with torch.no_grad(), layer_hooks(model, [layer], grab):
-        for start in range(0, len(flat), chunk):
-            part = flat[start : start + chunk]
+        for begin in range(0, len(flat), chunk):
+            part = flat[begin : begin + chunk]
             width = max(len(ids) for _, ids, _ in part)
             ids = torch.full((len(part), width), pad_id, dtype=torch.long)
             mask = torch.zeros((len(part), width), dtype=torch.long)
-            first = torch.tensor([start + POOL_FROM for _, _, start in part])[:, None]
+            first = torch.tensor([offset + POOL_FROM for _, _, offset in part])[:, None]
             for row, (_, seq, _) in enumerate(part):
                 ids[row, : len(seq)] = torch.tensor(seq)
                 mask[row, : len(seq)] = 1
