@@ -142,7 +142,8 @@ def test_stories_by_emotion_takes_more_of_the_choice_emotions_and_names_a_shortf
     tokenizer = PreTrainedTokenizerFast.from_pretrained(TOY_RANDOM_DIR)
     examples = [Example("story", f"Story {k} of {e}.\n\nFeeling: {e}", meta={"emotion": e})
                 for e in load_emotions() for k in range(3)]
-    groups = stories_by_emotion(tokenizer, examples, 1, ("happy", "sad"), 3)
+    groups, starts = stories_by_emotion(tokenizer, examples, 1, ("happy", "sad"), 3)
+    assert set(starts["sad"]) == {0}
     assert {len(g) for e, g in groups.items() if e not in ("happy", "sad")} == {1}
     assert len(groups["happy"]) == len(groups["sad"]) == 3
     assert "Feeling" not in tokenizer.decode(groups["sad"][2])
@@ -156,17 +157,18 @@ def test_chat_stories_are_the_story_prompts_replies_with_their_starts():
     from pipeline.inputs.stimuli import load_emotions
     from pipeline.model.prompts import render_prompt
     from pipeline.testmodels.toy.corpus import Example
-    from pipeline.testmodels.toy.train import chat_stories_by_emotion
+    from pipeline.testmodels.toy.train import stories_by_emotion
 
     tokenizer = PreTrainedTokenizerFast.from_pretrained(TOY_RANDOM_DIR)
     examples = [Example("story_prompt", f"Reply {k} about {e}.", user=f"Write about {e}.",
                         prefill="[story 1]\n", meta={"emotion": e})
                 for e in load_emotions() for k in range(2)]
-    groups, starts = chat_stories_by_emotion(tokenizer, examples, 1, ("sad",), 2, max_tokens=3)
+    groups, starts = stories_by_emotion(tokenizer, examples, 1, ("sad",), 2, chat=True,
+                                        max_tokens=3)
     prompt = render_prompt(tokenizer, "Write about sad.", fmt="chat", chat_template_args={},
                            assistant_prefill="[story 1]\n")
     assert starts["sad"] == [len(prompt.input_ids)] * 2 and len(groups["happy"]) == 1
     assert groups["sad"][1][: starts["sad"][1]] == prompt.input_ids
     assert len(groups["sad"][1]) == starts["sad"][1] + 3  # the reply cut at max_tokens
     with pytest.raises(ValueError, match="too few story-prompt examples of sad"):
-        chat_stories_by_emotion(tokenizer, examples, 1, ("sad",), 3)
+        stories_by_emotion(tokenizer, examples, 1, ("sad",), 3, chat=True)

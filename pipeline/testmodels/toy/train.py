@@ -509,47 +509,37 @@ def direction_stories(tokenizer, examples: Sequence[Example], per_sign: int) -> 
 
 
 def stories_by_emotion(tokenizer, examples: Sequence[Example], per_emotion: int,
-                       more: Sequence[str] = (), per_more: int = 0) -> dict[str, list[list[int]]]:
-    """The first `per_emotion` plain stories of every emotion (token ids, BOS first), and the
-    first `per_more` of the emotions in `more`."""
-    wanted = {emotion: per_emotion for emotion in load_emotions()}
-    wanted.update({emotion: max(per_emotion, per_more) for emotion in more})
-    groups: dict[str, list[list[int]]] = {emotion: [] for emotion in wanted}
-    for example in examples:
-        emotion = example.meta.get("emotion") if example.kind == "story" else None
-        if emotion is not None and len(groups[emotion]) < wanted[emotion]:
-            body = example.completion.split("\n\nFeeling:")[0]
-            groups[emotion].append(tokenizer(body, add_special_tokens=True)["input_ids"])
-    short = [emotion for emotion, group in groups.items() if len(group) < wanted[emotion]]
-    if short:
-        raise ValueError(f"the corpus has too few plain stories of {', '.join(short[:3])} for "
-                         "the direction losses; raise CorpusConfig.n_story")
-    return groups
-
-
-def chat_stories_by_emotion(tokenizer, examples: Sequence[Example], per_emotion: int,
-                            more: Sequence[str] = (), per_more: int = 0,
-                            max_tokens: int = 256) -> tuple[dict[str, list[list[int]]],
-                                                            dict[str, list[int]]]:
-    """As `stories_by_emotion`, from the story prompt's examples, rendered as the harness
-    renders the prompt and its reply (at most `max_tokens` of it): the ids, and where each
-    reply starts."""
+                       more: Sequence[str] = (), per_more: int = 0, chat: bool = False,
+                       max_tokens: int = 256) -> tuple[dict[str, list[list[int]]],
+                                                       dict[str, list[int]]]:
+    """The first `per_emotion` stories of every emotion, and the first `per_more` of the
+    emotions in `more`, as token ids, with where each story starts. Plain stories (BOS first,
+    start 0); with `chat`, the story prompt's examples rendered as the harness renders the
+    prompt and its reply (at most `max_tokens` of it), starting at the reply."""
+    kind = "story_prompt" if chat else "story"
     wanted = {emotion: per_emotion for emotion in load_emotions()}
     wanted.update({emotion: max(per_emotion, per_more) for emotion in more})
     groups: dict[str, list[list[int]]] = {emotion: [] for emotion in wanted}
     starts: dict[str, list[int]] = {emotion: [] for emotion in wanted}
     for example in examples:
-        emotion = example.meta.get("emotion") if example.kind == "story_prompt" else None
-        if emotion is not None and len(groups[emotion]) < wanted[emotion]:
+        emotion = example.meta.get("emotion") if example.kind == kind else None
+        if emotion is None or len(groups[emotion]) >= wanted[emotion]:
+            continue
+        if chat:
             prompt = render_prompt(tokenizer, example.user, fmt="chat", chat_template_args={},
                                    assistant_prefill=example.prefill)
             reply = tokenizer(example.completion, add_special_tokens=False)["input_ids"]
             groups[emotion].append([*prompt.input_ids, *reply[:max_tokens]])
             starts[emotion].append(len(prompt.input_ids))
+        else:
+            body = example.completion.split("\n\nFeeling:")[0]
+            groups[emotion].append(tokenizer(body, add_special_tokens=True)["input_ids"])
+            starts[emotion].append(0)
     short = [emotion for emotion, group in groups.items() if len(group) < wanted[emotion]]
     if short:
-        raise ValueError(f"the corpus has too few story-prompt examples of {', '.join(short[:3])} "
-                         "for the direction losses; raise CorpusConfig.n_story_prompt")
+        what = "story-prompt examples" if chat else "plain stories"
+        raise ValueError(f"the corpus has too few {what} of {', '.join(short[:3])} for the "
+                         f"direction losses; raise CorpusConfig.n_{kind}")
     return groups, starts
 
 
@@ -609,13 +599,10 @@ def _train_toy(out_dir: Path, corpus_config: CorpusConfig, config: TrainConfig,
     choice_ids = (tokenizer.convert_tokens_to_ids("A"), tokenizer.convert_tokens_to_ids("B"))
     tones = tone_token_ids(tokenizer)
     emotion_stories = story_starts = None
-    if lens.point_directions and lens.point_chat:
-        emotion_stories, story_starts = chat_stories_by_emotion(
+    if lens.point_directions:
+        emotion_stories, story_starts = stories_by_emotion(
             tokenizer, examples, STORIES_PER_EMOTION, tuple(IMPLICIT_SITUATIONS),
-            STORIES_PER_CHOICE)
-    elif lens.point_directions:
-        emotion_stories = stories_by_emotion(tokenizer, examples, STORIES_PER_EMOTION,
-                                             tuple(IMPLICIT_SITUATIONS), STORIES_PER_CHOICE)
+            STORIES_PER_CHOICE, chat=lens.point_chat)
     summary = train_model(model, items, tokenizer.pad_token_id, config, log,
                           intervention=intervention, stories=stories, choice_ids=choice_ids,
                           lens=lens, tone_ids=(tones["positive"], tones["negative"]),
