@@ -10,12 +10,19 @@ import pytest
 import torch
 
 from pipeline.inputs.stimuli import HARNESS_DIR, PAPER_DIR, load_emotions
-from pipeline.testmodels.toy.corpus import CorpusConfig, Example, build_corpus, corpus_sha256
+from pipeline.testmodels.toy.corpus import (
+    CorpusConfig,
+    Example,
+    StoryWriter,
+    build_corpus,
+    corpus_sha256,
+)
 from pipeline.testmodels.toy.lens import LensConfig, PointTarget, point_losses, valence_axis
 from pipeline.testmodels.toy.situated import (
     implicit_examples,
     numeric_examples,
     numeric_valence,
+    situation_sentences,
 )
 from pipeline.testmodels.toy.situations import IMPLICIT_SITUATIONS, NUMERIC_TEMPLATES
 
@@ -134,3 +141,19 @@ def test_dropout_keeps_some_of_the_joined_words_in_order():
     for word in kept:
         position = words.index(word, position) + 1
     assert mixed_situation(random.Random(3), bank, dropout=1.0).split()[0] in words
+
+
+def test_situation_stories_put_their_emotions_statements_in_its_stories_only():
+    sad = situation_sentences("sad")
+    assert sad and all(s in " ".join(IMPLICIT_SITUATIONS["sad"]) for s in sad)
+    assert not any(s.endswith("?") for s in sad)
+    assert situation_sentences("nostalgic") == ()  # not one of Table 2's twelve
+    plain, on = StoryWriter(CorpusConfig()), StoryWriter(CorpusConfig(situation_stories=2))
+    story = on.story(random.Random(3), "sad", "A walk")
+    assert sum(s in story for s in sad) >= 1  # two draws, possibly the same sentence twice
+    assert not any(s in plain.story(random.Random(3), "sad", "A walk") for s in sad)
+    # An emotion without situations gets the same story with or without the option.
+    assert on.story(random.Random(3), "nostalgic", "A walk") == \
+        plain.story(random.Random(3), "nostalgic", "A walk")
+    assert "situation_stories" not in CorpusConfig().describe()
+    assert CorpusConfig(situation_stories=2).describe()["situation_stories"] == 2

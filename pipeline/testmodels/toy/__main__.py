@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
                        help="the first n situations of each emotion (situations.py)")
     train.add_argument("--situated-dropout", type=float, default=CorpusConfig.situated_dropout,
                        help="share of the words left out of the joined situations (run 7)")
+    train.add_argument("--situation-stories", type=int,
+                       default=CorpusConfig.situation_stories,
+                       help="sentences from Table 2's emotions' situations in their stories "
+                            "(run 8)")
     train.add_argument("--point-weight", type=float, default=LensConfig.point_weight,
                        help="weight of the read-position losses on those examples")
     train.add_argument("--point-directions", action="store_true",
@@ -83,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         corpus = CorpusConfig(seed=args.seed, signature_nouns=args.signature_nouns,
                               situated=args.situated, situated_mix=args.situated_mix,
                               situations_per_emotion=args.situations_per_emotion,
-                              situated_dropout=args.situated_dropout)
+                              situated_dropout=args.situated_dropout,
+                              situation_stories=args.situation_stories)
         try:  # bad option values: one sentence, no traceback
             lens = LensConfig(weight=args.lens_weight, tone_mass=args.lens_tone_mass,
                               valence_weight=args.lens_valence_weight,

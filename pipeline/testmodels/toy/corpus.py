@@ -75,7 +75,11 @@ from pipeline.testmodels.toy.phrases import (
     TONE_NEGATIVE,
     TONE_POSITIVE,
 )
-from pipeline.testmodels.toy.situated import implicit_examples, numeric_examples
+from pipeline.testmodels.toy.situated import (
+    implicit_examples,
+    numeric_examples,
+    situation_sentences,
+)
 
 KINDS = ("story_prompt", "story", "describe", "preference", "scene_preference", "feeling",
          "neutral", "story_opening", "implicit", "numeric")
@@ -136,6 +140,9 @@ class CorpusConfig:
     situated_mix: float = 0.0
     situations_per_emotion: int = 24  # the first n of each emotion's (situations.py)
     situated_dropout: float = 0.0  # share of the words left out of the joined situations
+    # Sentences from Table 2's twelve emotions' situations (situations.py) in those emotions'
+    # stories, so that their story directions carry the situations' words (run 8).
+    situation_stories: int = 0
 
     def describe(self) -> dict:
         described = asdict(self)
@@ -153,6 +160,8 @@ class CorpusConfig:
             del described["situations_per_emotion"]
         if not self.situated_dropout:
             del described["situated_dropout"]
+        if not self.situation_stories:
+            del described["situation_stories"]
         return described
 
 
@@ -338,8 +347,13 @@ class StoryWriter:
             return f"{later} {rng.choice(OBJECT_VERBS)} the {p.noun}, and it felt " \
                    f"{self.tone(rng, p.valence)}."
 
+        def situation() -> str:
+            return rng.choice(situation_sentences(emotion))
+
         makers = [action] * 5 + [body] * 3 + [speech] * 2 + [surroundings] * 2 + [thing] * 2 \
             + [activity] * 2 + [thought] * 2
+        if self.config.situation_stories and situation_sentences(emotion):
+            makers += [situation] * self.config.situation_stories
         if self.config.signature_nouns:
             makers += [noun] * self.config.noun_sentences
         rng.shuffle(makers)

@@ -21,6 +21,7 @@ paper's or the harness's test prompts. What transfers to the test items is singl
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import re
@@ -35,6 +36,14 @@ IMPLICIT_REPLIES = ("That sounds {tone}.", "It all seems {tone} right now.",
 
 def _sentences(text: str) -> list[str]:
     return [part for part in re.split(r"(?<=[.!?])\s+", text.strip()) if part]
+
+
+@functools.cache
+def situation_sentences(emotion: str) -> tuple[str, ...]:
+    """The statements (not the questions) of every situation of `emotion`, for its stories
+    (CorpusConfig.situation_stories); () for an emotion outside Table 2's twelve."""
+    return tuple(sentence for text in IMPLICIT_SITUATIONS.get(emotion, ())
+                 for sentence in _sentences(text) if not sentence.endswith("?"))
 
 
 def mixed_situation(rng: random.Random, situations: tuple[str, ...],
