@@ -6,9 +6,7 @@ import subprocess
 import sys
 from collections import defaultdict
 
-import pytest
-
-from fixtures.models import LONGEST_FIRST, model_params, run_order
+from fixtures.models import model_params
 from pipeline import REPO_ROOT
 from pipeline.inputs.registry import load_registry
 
@@ -70,34 +68,3 @@ def test_loadgroup_keeps_each_models_tests_in_one_worker(tmp_path):
     assert ran == 3 * len(load_registry())
     assert all(len(workers) == 1 for workers in workers_of.values()), dict(workers_of)
     assert set().union(*workers_of.values()) == {"gw0", "gw1"}  # the models were shared out
-
-
-class _Item:
-    """What run_order reads of a pytest item: its markers."""
-
-    def __init__(self, name: str, *markers: str, group: str | None = None):
-        self.name = name
-        self.marks = [getattr(pytest.mark, m).mark for m in markers]
-        if group:
-            self.marks.append(pytest.mark.xdist_group(name=group).mark)
-
-    def iter_markers(self, name=None):
-        return [m for m in self.marks if name is None or m.name == name]
-
-
-def test_the_longest_model_groups_go_out_first_and_each_keeps_its_own_order():
-    items = [
-        _Item("unit"),
-        _Item("tiny-v1", "tiny", group="tiny"),
-        _Item("twin-v1", "toy", "toy_random", group="toy_random"),
-        _Item("toy-v1", "toy", group="toy"),
-        _Item("smollm2-v1", "real_small", "smollm2_135m", group="smollm2_135m"),
-        _Item("toy-v2", "toy", group="toy"),
-        _Item("marked-toy-but-no-group", "toy"),
-        _Item("smollm2-v2", "real_small", "smollm2_135m", group="smollm2_135m"),
-        _Item("llama-v1", "real", "llama31_8b", group="llama31_8b"),
-    ]
-    ordered = [item.name for item in sorted(items, key=run_order)]
-    assert ordered == ["smollm2-v1", "smollm2-v2", "twin-v1", "toy-v1", "toy-v2", "tiny-v1",
-                       "llama-v1", "unit", "marked-toy-but-no-group"]
-    assert LONGEST_FIRST[0] == "real_small"
