@@ -43,12 +43,23 @@ def test_the_ci_scale_keeps_the_first_two_activities_of_every_category_in_table9
 
 def test_every_other_scale_runs_the_whole_preference_experiment_and_the_papers_strengths():
     for name, scale in SCALES.items():
-        if name == "ci":
+        if name in ("ci", "smoke-ci"):
             continue
         assert scale.activities_per_category == ACTIVITIES_PER_CATEGORY
         assert not scale.reduced_preferences
         assert scale.rollout_strengths == PAPER_STRENGTHS
     assert len(first_per_category(load_activities(), ACTIVITIES_PER_CATEGORY)) == 64
+
+
+def test_smoke_ci_is_the_smoke_corpus_with_the_ci_preference_experiment():
+    smoke, smoke_ci, ci = get_scale("smoke"), get_scale("smoke-ci"), get_scale("ci")
+    corpus = {k: v for k, v in smoke.describe().items() if k != "name"}
+    assert {k: v for k, v in smoke_ci.describe().items() if k != "name"} == corpus
+    assert (smoke_ci.activities_per_category, smoke_ci.steered_top_k) == \
+        (ci.activities_per_category, ci.steered_top_k)
+    assert (smoke_ci.rollouts, smoke_ci.rollout_tokens, smoke_ci.rollout_strengths) == \
+        (smoke.rollouts, smoke.rollout_tokens, smoke.rollout_strengths)
+    assert smoke_ci.reduced_preferences
 
 
 def test_rollout_sizes_follow_the_scale():
