@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 # What later stages use, keyed by those stages (preferences, blackmail rollouts), not by the corpus.
 _NOT_CORPUS = ("steered_top_k", "min_stories", "activities_per_category", "rollouts",
@@ -67,13 +67,6 @@ SCALES: dict[str, ScalePreset] = {
     "reduced": ScalePreset("reduced", 20, 12, 3072, 20, 12, 4096),
     # Enough to exercise every stage end to end in seconds on a tiny model.
     "smoke": ScalePreset("smoke", 2, 12, 192, 4, 12, 192, rollouts=8, rollout_tokens=24),
-    # The tiny random-weight models in CI: the smoke corpus (every emotion gets its stories, so
-    # every stage runs over all 171), with the ci scale's preference experiment (16 activities,
-    # 240 prompts) and one steered emotion plus the exemplars. Their rows fail on a precondition
-    # at any size; at smoke the 37 steered reruns of 3,040 prompts were 5.5 min of the 2 CI
-    # workers' time, for no path the toy and its twin (smoke) or SmolLM2 (ci) do not take.
-    "smoke-ci": ScalePreset("smoke-ci", 2, 12, 192, 4, 12, 192, steered_top_k=1,
-                            activities_per_category=2, rollouts=8, rollout_tokens=24),
     # Real small models on 2 CPU cores (SmolLM2-135M, Qwen2.5-0.5B, Gemma 3 270M). Measured on
     # SmolLM2 (8 calls of 1024 new tokens; docs/SCALING.md): it writes 1-5 stories per call, not
     # 12, and usually ends with one long story that runs to the limit, so usable stories per
@@ -96,6 +89,16 @@ SCALES: dict[str, ScalePreset] = {
                       activities_per_category=2, rollouts=4, rollout_tokens=64,
                       rollout_strengths=(0.0, 0.05)),
 }
+
+# The tiny random-weight models in CI: the smoke corpus (every emotion gets its stories, so every
+# stage runs over all 171) with the ci scale's preference experiment (16 activities, 240 prompts,
+# one steered emotion plus the exemplars), derived from both so that it stays exactly that. Their
+# rows fail on a precondition at any size; at smoke the 37 steered reruns of 3,040 prompts were
+# 5.5 min of the 2 CI workers' time, for no path the toy and its twin (smoke) or SmolLM2 (ci)
+# do not take.
+SCALES["smoke-ci"] = replace(SCALES["smoke"], name="smoke-ci",
+                             steered_top_k=SCALES["ci"].steered_top_k,
+                             activities_per_category=SCALES["ci"].activities_per_category)
 
 
 def get_scale(name: str) -> ScalePreset:
