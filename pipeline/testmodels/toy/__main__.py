@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.testmodels.toy.channel import ChannelConfig
 from pipeline.testmodels.toy.corpus import CorpusConfig
 from pipeline.testmodels.toy.lens import LensConfig
 from pipeline.testmodels.toy.train import (
@@ -70,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--point-chat", action="store_true",
                        help="with --point-directions, measure the directions on the story "
                             "prompt's replies (chat context) instead of plain stories")
+    train.add_argument("--channel", action="store_true",
+                       help="plant the emotion channel for V3/V4 (channel.py; docs/TOY.md)")
+    train.add_argument("--channel-gain", type=float, default=ChannelConfig.gain)
+    train.add_argument("--channel-embed-scale", type=float, default=ChannelConfig.embed_scale)
+    train.add_argument("--noun-sentences", type=int, default=CorpusConfig.noun_sentences,
+                       help="with --signature-nouns, later sentences that name the noun")
     train.add_argument("--width", type=int, default=TOY_SHAPE["hidden_size"],
                        help="residual width (MLP 4x); the twin follows the toy's")
     twin = sub.add_parser("random-twin", help="the toy's config and tokenizer, random weights")
@@ -88,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
                               situated=args.situated, situated_mix=args.situated_mix,
                               situations_per_emotion=args.situations_per_emotion,
                               situated_dropout=args.situated_dropout,
-                              situation_stories=args.situation_stories)
+                              situation_stories=args.situation_stories,
+                              noun_sentences=args.noun_sentences)
         try:  # bad option values: one sentence, no traceback
             lens = LensConfig(weight=args.lens_weight, tone_mass=args.lens_tone_mass,
                               valence_weight=args.lens_valence_weight,
@@ -99,11 +107,14 @@ def main(argv: list[str] | None = None) -> int:
                               point_prefixes=args.point_prefixes,
                               point_chat=args.point_chat)
             shape = toy_shape(args.width)
+            channel = (ChannelConfig(gain=args.channel_gain,
+                                     embed_scale=args.channel_embed_scale)
+                       if args.channel else None)
         except ValueError as error:
             parser.error(str(error))
         out = train_toy(args.out, corpus, config,
                         log=lambda line: print(line, file=sys.stderr, flush=True),
-                        lens=lens, shape=shape)
+                        lens=lens, shape=shape, channel=channel)
     else:
         out = build_random_twin(args.out, args.toy_dir, seed=args.seed)
     print(f"wrote {out} ({_size(out)})")

@@ -69,6 +69,8 @@ from pipeline.testmodels.tiny import (
     wrap_tokenizer,
     write_model_dir,
 )
+from pipeline.testmodels.toy.channel import ChannelConfig, PlantedChannel, plant_channel
+from pipeline.testmodels.toy.channel_lexicon import class_counts, lexicon
 from pipeline.testmodels.toy.corpus import (
     CorpusConfig,
     Example,
@@ -107,7 +109,7 @@ from pipeline.testmodels.toy.lens import (
     valence_axis,
     valence_axis_loss,
 )
-from pipeline.testmodels.toy.phrases import TONE_NEGATIVE, TONE_POSITIVE
+from pipeline.testmodels.toy.phrases import SIGNATURE_NOUNS, TONE_NEGATIVE, TONE_POSITIVE
 from pipeline.testmodels.toy.situations import IMPLICIT_SITUATIONS
 
 TOY_DIR = DATA_DIR / "models" / "toy"
@@ -292,7 +294,8 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
                 lens: LensConfig | None = None,
                 tone_ids: tuple[Sequence[int], Sequence[int]] = ((), ()),
                 emotion_stories: dict[str, list[list[int]]] | None = None,
-                story_starts: dict[str, list[int]] | None = None) -> dict[str, Any]:
+                story_starts: dict[str, list[int]] | None = None,
+                channel: PlantedChannel | None = None) -> dict[str, Any]:
     """AdamW over `config.epochs` passes; returns the loss history summary.
 
     With `intervention` (and `stories` to measure its direction), A/B examples are trained
@@ -406,6 +409,8 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
+        if channel is not None:  # planted entries stay put (weight decay moves them too)
+            channel.restore()
         for row, index in enumerate(batch):
             recent[items[index].kind].append(float(per_row[row]))
         history.append(loss.item())
@@ -491,6 +496,36 @@ def with_point_targets(tokenizer, examples: Sequence[Example],
     return out
 
 
+def channel_lexicon(tokenizer, config: ChannelConfig, signature_nouns: bool) -> Any:
+    """[V, 12] lexicon of the planted channel (channel.py, channel_lexicon.py): every
+    harness-authored situation of Table 2's twelve emotions, each emotion's own word and (with
+    signature nouns) its noun counted for that emotion."""
+    choices = list(IMPLICIT_SITUATIONS)
+    if len(choices) != config.dims:
+        raise ValueError(f"channel dims {config.dims}: expected one per situated emotion "
+                         f"({len(choices)})")
+    emotions = load_emotions()
+
+    def ids(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def labelled():
+        for cls, emotion in enumerate(choices):
+            for situation in IMPLICIT_SITUATIONS[emotion]:
+                # As the model reads it, in the chat template: the template's tokens are then
+                # counted as often for every emotion and carry nothing.
+                yield cls, render_prompt(tokenizer, situation, fmt="chat",
+                                         chat_template_args={}).input_ids, 1.0
+            for word in (emotion, f" {emotion}"):
+                yield cls, ids(word), config.word_weight
+            if signature_nouns:  # indexed as corpus.py indexes them
+                noun = SIGNATURE_NOUNS[emotions.index(emotion)]
+                for word in (noun, f" {noun}"):
+                    yield cls, ids(word), config.noun_weight
+
+    return lexicon(class_counts(labelled(), len(tokenizer), len(choices)))
+
+
 def direction_stories(tokenizer, examples: Sequence[Example], per_sign: int) -> DirectionStories:
     """The first `per_sign` plain stories of positive-label and of negative-label emotions."""
     labels = load_valence_labels()
@@ -566,7 +601,8 @@ def train_toy(out_dir: Path = TOY_DIR, corpus_config: CorpusConfig | None = None
               intervention: InterventionConfig | None = None,
               log: Callable[[str], None] = print,
               lens: LensConfig | None = None,
-              shape: dict[str, Any] | None = None) -> Path:
+              shape: dict[str, Any] | None = None,
+              channel: ChannelConfig | None = None) -> Path:
     """Build the corpus, train tokenizer and model from scratch, write them to `out_dir`."""
     corpus_config = corpus_config or CorpusConfig()
     config = config or TrainConfig()
@@ -575,12 +611,13 @@ def train_toy(out_dir: Path = TOY_DIR, corpus_config: CorpusConfig | None = None
     check_model_dir(Path(out_dir), "toy model")
     with torch_settings(config.threads, deterministic=True):
         return _train_toy(Path(out_dir), corpus_config, config, intervention, log, lens,
-                          shape or TOY_SHAPE)
+                          shape or TOY_SHAPE, channel)
 
 
 def _train_toy(out_dir: Path, corpus_config: CorpusConfig, config: TrainConfig,
                intervention: InterventionConfig, log: Callable[[str], None],
-               lens: LensConfig, shape: dict[str, Any]) -> Path:
+               lens: LensConfig, shape: dict[str, Any],
+               channel_config: ChannelConfig | None = None) -> Path:
     started = time.time()
     examples = build_corpus(corpus_config)
     log(f"corpus: {len(examples)} examples ({time.time() - started:.0f}s)")
@@ -595,6 +632,11 @@ def _train_toy(out_dir: Path, corpus_config: CorpusConfig, config: TrainConfig,
     n_tokens = sum(len(item.ids) for item in items)
     log(f"tokenizer and encoding: {n_tokens} tokens ({time.time() - started:.0f}s)")
     model = build_model(tokenizer, seed=config.seed, shape=shape)
+    channel = None
+    if channel_config is not None:
+        channel = plant_channel(model, channel_lexicon(tokenizer, channel_config,
+                                                       corpus_config.signature_nouns),
+                                channel_config)
     stories = direction_stories(tokenizer, examples, intervention.stories_per_sign)
     choice_ids = (tokenizer.convert_tokens_to_ids("A"), tokenizer.convert_tokens_to_ids("B"))
     tones = tone_token_ids(tokenizer)
@@ -606,7 +648,10 @@ def _train_toy(out_dir: Path, corpus_config: CorpusConfig, config: TrainConfig,
     summary = train_model(model, items, tokenizer.pad_token_id, config, log,
                           intervention=intervention, stories=stories, choice_ids=choice_ids,
                           lens=lens, tone_ids=(tones["positive"], tones["negative"]),
-                          emotion_stories=emotion_stories, story_starts=story_starts)
+                          emotion_stories=emotion_stories, story_starts=story_starts,
+                          channel=channel)
+    if channel is not None:
+        channel.remove_hooks()
     kinds: dict[str, int] = defaultdict(int)
     for example in examples:
         kinds[example.kind] += 1
@@ -621,6 +666,7 @@ def _train_toy(out_dir: Path, corpus_config: CorpusConfig, config: TrainConfig,
         "intervention": intervention.describe(),
         # Only when on, so a default retrain still writes the shipped provenance byte for byte.
         **({"lens": lens.describe()} if lens.weight > 0 else {}),
+        **({"channel": channel_config.describe()} if channel_config is not None else {}),
         "corpus": corpus_config.describe(),
         "corpus_sha256": corpus_sha256(examples),
         "corpus_examples": dict(sorted(kinds.items())),

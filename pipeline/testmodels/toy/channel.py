@@ -1,0 +1,141 @@
+"""A planted emotion channel: set weights, not learned ones, for V3/V4 (docs/TOY.md, run 9).
+
+Runs 6-8 trained read positions toward the toy's emotion directions and never got the harness's
+vectors for Table 2's twelve emotions and its read positions to agree: the trained directions
+moved, and the read position barely saw the message. This module plants the shared
+representation V3 asks about by construction, in `k` reserved residual dimensions R (the last k):
+
+- token embeddings: E[t, R] = embed_scale * lex[t], the lexicon of `channel_lexicon.py` (which of
+  the twelve a token implies, from harness-authored situations, the twelve's own words and
+  signature nouns, against the neutral dialogues);
+- block 0, query head `head`: its query weights are zero, so it attends uniformly to the whole
+  context so far; the first k value rows of its key/value head read R through the identity, and
+  its first k outputs are written, times `gain`, into R and nowhere else. The rest of that head
+  (its other value rows and outputs, and the query head sharing its key/value head) is trained
+  like any other weight: a first version pinned the whole key/value head, and took two of
+  block 0's four heads from training;
+- nothing else writes R: every block's attention output and MLP down projection have zero rows
+  at R.
+
+So at every position after block 0, R holds the mean lexicon of the context, whatever the text
+is: a story's tokens carry its emotion there to the extent its words imply it, and a user
+message that implies an emotion carries it at the read position. The trained weights may read R
+(and do: it tells the toy which emotion a prompt asks for); they cannot change it. The twin has
+random weights and no channel.
+
+Training keeps the planted entries: their gradients are masked out, and after every optimizer
+step (weight decay included) they are written back (`PlantedChannel.restore`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    dims: int = 12  # reserved residual dimensions, one per Table 2 emotion
+    embed_scale: float = 0.1  # lexicon -> embedding entries at R
+    gain: float = 30.0  # block 0's planted head writes gain * (mean of its normalised input at R)
+    head: int = -1  # the planted query head of block 0 (-1: the last)
+    word_weight: float = 50.0  # counts given to each of the twelve's own word (channel_lexicon)
+    noun_weight: float = 50.0  # and to its signature noun, when the corpus has them
+
+    def __post_init__(self) -> None:
+        if self.dims < 1:
+            raise ValueError(f"channel dims {self.dims}: expected at least 1")
+        if self.gain <= 0 or self.embed_scale <= 0:
+            raise ValueError(f"channel gain {self.gain} and embed scale {self.embed_scale}: "
+                             "expected both > 0")
+
+    def describe(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Pinned:
+    param: torch.nn.Parameter
+    mask: torch.Tensor  # True where the entry is planted
+    values: torch.Tensor  # the planted values (only where mask)
+
+
+class PlantedChannel:
+    """The planted entries of one model; `restore()` writes them back after an optimizer step."""
+
+    def __init__(self, pinned: list[_Pinned]):
+        self.pinned = pinned
+        self.hooks = [p.param.register_hook(_masked(p.mask)) for p in pinned]
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        for p in self.pinned:
+            p.param[p.mask] = p.values[p.mask]
+
+    def remove_hooks(self) -> None:
+        for hook in self.hooks:
+            hook.remove()
+
+
+def _masked(mask: torch.Tensor):
+    keep = (~mask).float()
+    return lambda grad: grad * keep
+
+
+def plant_channel(model, lex: np.ndarray, config: ChannelConfig) -> PlantedChannel:
+    """Write the channel into a Llama-shaped `model` and return its planted entries."""
+    cfg = model.config
+    d, k = cfg.hidden_size, config.dims
+    head_dim = getattr(cfg, "head_dim", None) or d // cfg.num_attention_heads
+    if lex.shape != (cfg.vocab_size, k):
+        raise ValueError(f"lexicon of shape {lex.shape}: expected [{cfg.vocab_size}, {k}]")
+    if k > head_dim or k >= d:
+        raise ValueError(f"channel dims {k}: expected at most the head size {head_dim}")
+    heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
+    head = config.head % heads
+    kv = head // (heads // kv_heads)
+    reserved = torch.arange(d - k, d)
+    pinned: list[_Pinned] = []
+
+    def pin(param, mask, values):
+        pinned.append(_Pinned(param, mask, values.to(param.dtype)))
+
+    embed = model.get_input_embeddings().weight
+    mask = torch.zeros_like(embed, dtype=torch.bool)
+    mask[:, reserved] = True
+    values = torch.zeros_like(embed)
+    values[:, reserved] = torch.as_tensor(lex, dtype=embed.dtype) * config.embed_scale
+    pin(embed, mask, values)
+    for index, layer in enumerate(model.model.layers):
+        for module in (layer.self_attn.o_proj, layer.mlp.down_proj):
+            weight = module.weight  # [d, in]
+            mask = torch.zeros_like(weight, dtype=torch.bool)
+            mask[reserved, :] = True
+            values = torch.zeros_like(weight)
+            if index == 0 and module is layer.self_attn.o_proj:
+                cols = head * head_dim + torch.arange(k)
+                mask[:, cols] = True  # the planted head's first k outputs write R only
+                values[reserved, cols] = config.gain
+            pin(weight, mask, values)
+    attn = model.model.layers[0].self_attn
+    q = attn.q_proj.weight  # [heads * head_dim, d]
+    mask = torch.zeros_like(q, dtype=torch.bool)
+    mask[head * head_dim:(head + 1) * head_dim, :] = True  # zero query: uniform attention
+    pin(q, mask, torch.zeros_like(q))
+    v = attn.v_proj.weight  # [kv_heads * head_dim, d]
+    mask = torch.zeros_like(v, dtype=torch.bool)
+    mask[kv * head_dim + torch.arange(k), :] = True  # its other value rows stay trained
+    values = torch.zeros_like(v)
+    values[kv * head_dim + torch.arange(k), reserved] = 1.0
+    pin(v, mask, values)
+    norm = model.model.layers[0].input_layernorm.weight
+    mask = torch.zeros_like(norm, dtype=torch.bool)
+    mask[reserved] = True
+    pin(norm, mask, torch.ones_like(norm))
+    if attn.o_proj.bias is not None or attn.v_proj.bias is not None:
+        raise ValueError("the planted channel expects attention projections without bias")
+    channel = PlantedChannel(pinned)
+    channel.restore()
+    return channel
