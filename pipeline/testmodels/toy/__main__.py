@@ -73,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
                             "prompt's replies (chat context) instead of plain stories")
     train.add_argument("--channel", action="store_true",
                        help="plant the emotion channel for V3/V4 (channel.py; docs/TOY.md)")
-    train.add_argument("--channel-gain", type=float, default=ChannelConfig.gain)
-    train.add_argument("--channel-embed-scale", type=float, default=ChannelConfig.embed_scale)
+    train.add_argument("--channel-gain", type=float, default=ChannelConfig.gain,
+                       help="block 0's planted head writes gain x its mean into the channel")
+    train.add_argument("--channel-embed-scale", type=float, default=ChannelConfig.embed_scale,
+                       help="lexicon -> the embeddings' entries in the channel")
     train.add_argument("--noun-sentences", type=int, default=CorpusConfig.noun_sentences,
                        help="with --signature-nouns, later sentences that name the noun")
     train.add_argument("--width", type=int, default=TOY_SHAPE["hidden_size"],
