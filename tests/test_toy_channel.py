@@ -117,3 +117,23 @@ def test_toy_lexicon_gives_each_emotion_its_own_word_and_the_template_nothing():
     assert np.abs(lex[empty]).max() < 0.05 * np.abs(lex).max()  # 0.38 counted without it
     with pytest.raises(ValueError, match="channel dims 11"):
         channel_lexicon(tokenizer, ChannelConfig(dims=11), signature_nouns=False)
+
+
+def test_a_channel_in_a_later_block_leaves_the_earlier_ones_alone():
+    model = _model()
+    lex = np.random.default_rng(2).standard_normal((VOCAB, K))
+    plant_channel(model, lex, ChannelConfig(dims=K, gain=5.0, layer=2, norm_weight=7.0))
+    ids = torch.tensor([[1, 7, 7, 30, 2, 11]])
+    with torch.no_grad():
+        hidden = model(ids, output_hidden_states=True).hidden_states
+    own = model.get_input_embeddings().weight[ids[0], -K:].detach()
+    for layer in (0, 1, 2):  # before block 2: only the tokens' own entries
+        torch.testing.assert_close(hidden[layer][0, :, -K:], own)
+    before = hidden[2][0]
+    normed = 7.0 * before[:, -K:] / before.pow(2).mean(-1, keepdim=True).add(
+        model.config.rms_norm_eps).sqrt()
+    steps = torch.arange(1, ids.shape[-1] + 1)[:, None]
+    expected = own + 5.0 * normed.cumsum(0) / steps
+    torch.testing.assert_close(hidden[3][0, :, -K:], expected, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="the model has 4 blocks"):
+        plant_channel(_model(), lex, ChannelConfig(dims=K, layer=4))

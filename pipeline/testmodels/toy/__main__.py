@@ -77,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
                        help="block 0's planted head writes gain x its mean into the channel")
     train.add_argument("--channel-embed-scale", type=float, default=ChannelConfig.embed_scale,
                        help="lexicon -> the embeddings' entries in the channel")
+    train.add_argument("--channel-layer", type=int, default=ChannelConfig.layer,
+                       help="the block whose head averages the lexicon")
+    train.add_argument("--channel-norm-weight", type=float, default=ChannelConfig.norm_weight,
+                       help="that block's input-norm weight at the channel")
     train.add_argument("--noun-sentences", type=int, default=CorpusConfig.noun_sentences,
                        help="with --signature-nouns, later sentences that name the noun")
     train.add_argument("--width", type=int, default=TOY_SHAPE["hidden_size"],
@@ -110,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
                               point_chat=args.point_chat)
             shape = toy_shape(args.width)
             channel = (ChannelConfig(gain=args.channel_gain,
-                                     embed_scale=args.channel_embed_scale)
+                                     embed_scale=args.channel_embed_scale,
+                                     layer=args.channel_layer,
+                                     norm_weight=args.channel_norm_weight)
                        if args.channel else None)
         except ValueError as error:
             parser.error(str(error))

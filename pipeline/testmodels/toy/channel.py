@@ -7,9 +7,10 @@ representation V3 asks about by construction, in `k` reserved residual dimension
 
 - token embeddings: E[t, R] = embed_scale * lex[t], the lexicon of `channel_lexicon.py` (which of
   the twelve a token implies, from harness-authored situations, the twelve's own words and
-  signature nouns, against the neutral dialogues);
-- block 0, query head `head`: its query weights are zero, so it attends uniformly to the whole
-  context so far; the first k value rows of its key/value head read R through the identity, and
+  signature nouns);
+- block `layer` (0 unless set), query head `head`: its query weights are zero, so it attends
+  uniformly to the whole context so far; its input norm's weight at R is `norm_weight`; the
+  first k value rows of its key/value head read R through the identity, and
   its first k outputs are written, times `gain`, into R and nowhere else. The rest of that head
   (its other value rows and outputs, and the query head sharing its key/value head) is trained
   like any other weight: a first version pinned the whole key/value head, and took two of
@@ -17,7 +18,7 @@ representation V3 asks about by construction, in `k` reserved residual dimension
 - nothing else writes R: every block's attention output and MLP down projection have zero rows
   at R.
 
-So at every position after block 0, R holds the mean lexicon of the context, whatever the text
+So at every position after that block, R holds the mean lexicon of the context, whatever the text
 is: a story's tokens carry its emotion there to the extent its words imply it, and a user
 message that implies an emotion carries it at the read position. The trained weights may read R
 (and do: it tells the toy which emotion a prompt asks for); they cannot change it. The twin has
@@ -39,17 +40,21 @@ import torch
 class ChannelConfig:
     dims: int = 12  # reserved residual dimensions, one per Table 2 emotion
     embed_scale: float = 0.1  # lexicon -> embedding entries at R
-    gain: float = 30.0  # block 0's planted head writes gain * (mean of its normalised input at R)
-    head: int = -1  # the planted query head of block 0 (-1: the last)
+    gain: float = 30.0  # the planted head writes gain * (mean of its normalised input at R)
+    head: int = -1  # the planted query head (-1: the last)
+    layer: int = 0  # the block whose head it is
+    norm_weight: float = 1.0  # that block's input-norm weight at R (pinned)
     word_weight: float = 50.0  # counts given to each of the twelve's own word (channel_lexicon)
     noun_weight: float = 50.0  # and to its signature noun, when the corpus has them
 
     def __post_init__(self) -> None:
         if self.dims < 1:
             raise ValueError(f"channel dims {self.dims}: expected at least 1")
-        if self.gain <= 0 or self.embed_scale <= 0:
-            raise ValueError(f"channel gain {self.gain} and embed scale {self.embed_scale}: "
-                             "expected both > 0")
+        if self.layer < 0:
+            raise ValueError(f"channel layer {self.layer}: expected a block index >= 0")
+        if self.gain <= 0 or self.embed_scale <= 0 or self.norm_weight <= 0:
+            raise ValueError(f"channel gain {self.gain}, embed scale {self.embed_scale} and "
+                             f"norm weight {self.norm_weight}: expected all > 0")
 
     def describe(self) -> dict:
         return asdict(self)
@@ -91,6 +96,9 @@ def plant_channel(model, lex: np.ndarray, config: ChannelConfig) -> PlantedChann
     head_dim = getattr(cfg, "head_dim", None) or d // cfg.num_attention_heads
     if lex.shape != (cfg.vocab_size, k):
         raise ValueError(f"lexicon of shape {lex.shape}: expected [{cfg.vocab_size}, {k}]")
+    if config.layer >= cfg.num_hidden_layers:
+        raise ValueError(f"channel layer {config.layer}: the model has "
+                         f"{cfg.num_hidden_layers} blocks")
     if k > head_dim or k >= d:
         raise ValueError(f"channel dims {k}: expected at most the head size {head_dim}")
     heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
@@ -114,12 +122,12 @@ def plant_channel(model, lex: np.ndarray, config: ChannelConfig) -> PlantedChann
             mask = torch.zeros_like(weight, dtype=torch.bool)
             mask[reserved, :] = True
             values = torch.zeros_like(weight)
-            if index == 0 and module is layer.self_attn.o_proj:
+            if index == config.layer and module is layer.self_attn.o_proj:
                 cols = head * head_dim + torch.arange(k)
                 mask[:, cols] = True  # the planted head's first k outputs write R only
                 values[reserved, cols] = config.gain
             pin(weight, mask, values)
-    attn = model.model.layers[0].self_attn
+    attn = model.model.layers[config.layer].self_attn
     q = attn.q_proj.weight  # [heads * head_dim, d]
     mask = torch.zeros_like(q, dtype=torch.bool)
     mask[head * head_dim:(head + 1) * head_dim, :] = True  # zero query: uniform attention
@@ -130,10 +138,10 @@ def plant_channel(model, lex: np.ndarray, config: ChannelConfig) -> PlantedChann
     values = torch.zeros_like(v)
     values[kv * head_dim + torch.arange(k), reserved] = 1.0
     pin(v, mask, values)
-    norm = model.model.layers[0].input_layernorm.weight
+    norm = model.model.layers[config.layer].input_layernorm.weight
     mask = torch.zeros_like(norm, dtype=torch.bool)
     mask[reserved] = True
-    pin(norm, mask, torch.ones_like(norm))
+    pin(norm, mask, torch.full_like(norm, config.norm_weight))
     if attn.o_proj.bias is not None or attn.v_proj.bias is not None:
         raise ValueError("the planted channel expects attention projections without bias")
     channel = PlantedChannel(pinned)
