@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--channel", action="store_true",
                        help="plant the emotion channel for V3/V4 (channel.py; docs/TOY.md)")
     train.add_argument("--channel-gain", type=float, default=ChannelConfig.gain,
-                       help="block 0's planted head writes gain x its mean into the channel")
+                       help="the planted head writes gain x its mean into the channel")
     train.add_argument("--channel-embed-scale", type=float, default=ChannelConfig.embed_scale,
                        help="lexicon -> the embeddings' entries in the channel")
     train.add_argument("--channel-layer", type=int, default=ChannelConfig.layer,
