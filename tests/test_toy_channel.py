@@ -103,11 +103,12 @@ def test_toy_lexicon_gives_each_emotion_its_own_word_and_the_template_nothing():
     from transformers import PreTrainedTokenizerFast
 
     from pipeline.model.prompts import render_prompt
+    from pipeline.testmodels.toy.channel import twelve_emotion_lexicon
     from pipeline.testmodels.toy.situations import IMPLICIT_SITUATIONS
-    from pipeline.testmodels.toy.train import TOY_DIR, channel_lexicon
+    from pipeline.testmodels.toy.train import TOY_DIR
 
     tokenizer = PreTrainedTokenizerFast.from_pretrained(TOY_DIR)
-    lex = channel_lexicon(tokenizer, ChannelConfig(), signature_nouns=True)
+    lex = twelve_emotion_lexicon(tokenizer, ChannelConfig(), signature_nouns=True)
     assert lex.shape == (len(tokenizer), len(IMPLICIT_SITUATIONS))
     for cls, emotion in enumerate(IMPLICIT_SITUATIONS):
         first = tokenizer(f" {emotion}", add_special_tokens=False)["input_ids"][0]
@@ -116,7 +117,7 @@ def test_toy_lexicon_gives_each_emotion_its_own_word_and_the_template_nothing():
     empty = render_prompt(tokenizer, "", fmt="chat", chat_template_args={}).input_ids
     assert np.abs(lex[empty]).max() < 0.05 * np.abs(lex).max()  # 0.38 counted without it
     with pytest.raises(ValueError, match="channel dims 11"):
-        channel_lexicon(tokenizer, ChannelConfig(dims=11), signature_nouns=False)
+        twelve_emotion_lexicon(tokenizer, ChannelConfig(dims=11), signature_nouns=False)
 
 
 def test_a_channel_in_a_later_block_leaves_the_earlier_ones_alone():

@@ -35,6 +35,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from pipeline.inputs.stimuli import load_emotions
+from pipeline.model.prompts import render_prompt
+from pipeline.testmodels.toy.channel_lexicon import class_counts, lexicon
+from pipeline.testmodels.toy.phrases import SIGNATURE_NOUNS
+from pipeline.testmodels.toy.situations import IMPLICIT_SITUATIONS
+
 
 @dataclass(frozen=True)
 class ChannelConfig:
@@ -44,7 +50,7 @@ class ChannelConfig:
     head: int = -1  # the planted query head (-1: the last)
     layer: int = 0  # the block whose head it is
     norm_weight: float = 1.0  # that block's input-norm weight at R (pinned)
-    word_weight: float = 50.0  # counts given to each of the twelve's own word (channel_lexicon)
+    word_weight: float = 50.0  # counts given to each of the twelve's own word (the lexicon)
     noun_weight: float = 50.0  # and to its signature noun, when the corpus has them
 
     def __post_init__(self) -> None:
@@ -101,6 +107,9 @@ def plant_channel(model, lex: np.ndarray, config: ChannelConfig) -> PlantedChann
                          f"{cfg.num_hidden_layers} blocks")
     if k > head_dim or k >= d:
         raise ValueError(f"channel dims {k}: expected at most the head size {head_dim}")
+    attn = model.model.layers[config.layer].self_attn
+    if attn.o_proj.bias is not None or attn.v_proj.bias is not None:
+        raise ValueError("the planted channel expects attention projections without bias")
     heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
     head = config.head % heads
     kv = head // (heads // kv_heads)
@@ -127,7 +136,6 @@ def plant_channel(model, lex: np.ndarray, config: ChannelConfig) -> PlantedChann
                 mask[:, cols] = True  # the planted head's first k outputs write R only
                 values[reserved, cols] = config.gain
             pin(weight, mask, values)
-    attn = model.model.layers[config.layer].self_attn
     q = attn.q_proj.weight  # [heads * head_dim, d]
     mask = torch.zeros_like(q, dtype=torch.bool)
     mask[head * head_dim:(head + 1) * head_dim, :] = True  # zero query: uniform attention
@@ -142,8 +150,36 @@ def plant_channel(model, lex: np.ndarray, config: ChannelConfig) -> PlantedChann
     mask = torch.zeros_like(norm, dtype=torch.bool)
     mask[reserved] = True
     pin(norm, mask, torch.full_like(norm, config.norm_weight))
-    if attn.o_proj.bias is not None or attn.v_proj.bias is not None:
-        raise ValueError("the planted channel expects attention projections without bias")
     channel = PlantedChannel(pinned)
     channel.restore()
     return channel
+
+
+def twelve_emotion_lexicon(tokenizer, config: ChannelConfig, signature_nouns: bool) -> np.ndarray:
+    """[V, 12] lexicon of the planted channel (channel_lexicon.py) for the toy's tokenizer: every
+    harness-authored situation of Table 2's twelve emotions, each emotion's own word and (with
+    signature nouns) its noun counted for that emotion."""
+    choices = list(IMPLICIT_SITUATIONS)
+    if len(choices) != config.dims:
+        raise ValueError(f"channel dims {config.dims}: expected one per situated emotion "
+                         f"({len(choices)})")
+    emotions = load_emotions()
+
+    def ids(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def labelled():
+        for cls, emotion in enumerate(choices):
+            for situation in IMPLICIT_SITUATIONS[emotion]:
+                # As the model reads it, in the chat template: the template's tokens are then
+                # counted as often for every emotion and carry nothing.
+                yield cls, render_prompt(tokenizer, situation, fmt="chat",
+                                         chat_template_args={}).input_ids, 1.0
+            for word in (emotion, f" {emotion}"):
+                yield cls, ids(word), config.word_weight
+            if signature_nouns:  # indexed as corpus.py indexes them
+                noun = SIGNATURE_NOUNS[emotions.index(emotion)]
+                for word in (noun, f" {noun}"):
+                    yield cls, ids(word), config.noun_weight
+
+    return lexicon(class_counts(labelled(), len(tokenizer), len(choices)))

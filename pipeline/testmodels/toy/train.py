@@ -69,8 +69,12 @@ from pipeline.testmodels.tiny import (
     wrap_tokenizer,
     write_model_dir,
 )
-from pipeline.testmodels.toy.channel import ChannelConfig, PlantedChannel, plant_channel
-from pipeline.testmodels.toy.channel_lexicon import class_counts, lexicon
+from pipeline.testmodels.toy.channel import (
+    ChannelConfig,
+    PlantedChannel,
+    plant_channel,
+    twelve_emotion_lexicon,
+)
 from pipeline.testmodels.toy.corpus import (
     CorpusConfig,
     Example,
@@ -109,7 +113,7 @@ from pipeline.testmodels.toy.lens import (
     valence_axis,
     valence_axis_loss,
 )
-from pipeline.testmodels.toy.phrases import SIGNATURE_NOUNS, TONE_NEGATIVE, TONE_POSITIVE
+from pipeline.testmodels.toy.phrases import TONE_NEGATIVE, TONE_POSITIVE
 from pipeline.testmodels.toy.situations import IMPLICIT_SITUATIONS
 
 TOY_DIR = DATA_DIR / "models" / "toy"
@@ -496,36 +500,6 @@ def with_point_targets(tokenizer, examples: Sequence[Example],
     return out
 
 
-def channel_lexicon(tokenizer, config: ChannelConfig, signature_nouns: bool) -> Any:
-    """[V, 12] lexicon of the planted channel (channel.py, channel_lexicon.py): every
-    harness-authored situation of Table 2's twelve emotions, each emotion's own word and (with
-    signature nouns) its noun counted for that emotion."""
-    choices = list(IMPLICIT_SITUATIONS)
-    if len(choices) != config.dims:
-        raise ValueError(f"channel dims {config.dims}: expected one per situated emotion "
-                         f"({len(choices)})")
-    emotions = load_emotions()
-
-    def ids(text: str) -> list[int]:
-        return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    def labelled():
-        for cls, emotion in enumerate(choices):
-            for situation in IMPLICIT_SITUATIONS[emotion]:
-                # As the model reads it, in the chat template: the template's tokens are then
-                # counted as often for every emotion and carry nothing.
-                yield cls, render_prompt(tokenizer, situation, fmt="chat",
-                                         chat_template_args={}).input_ids, 1.0
-            for word in (emotion, f" {emotion}"):
-                yield cls, ids(word), config.word_weight
-            if signature_nouns:  # indexed as corpus.py indexes them
-                noun = SIGNATURE_NOUNS[emotions.index(emotion)]
-                for word in (noun, f" {noun}"):
-                    yield cls, ids(word), config.noun_weight
-
-    return lexicon(class_counts(labelled(), len(tokenizer), len(choices)))
-
-
 def direction_stories(tokenizer, examples: Sequence[Example], per_sign: int) -> DirectionStories:
     """The first `per_sign` plain stories of positive-label and of negative-label emotions."""
     labels = load_valence_labels()
@@ -634,8 +608,8 @@ def _train_toy(out_dir: Path, corpus_config: CorpusConfig, config: TrainConfig,
     model = build_model(tokenizer, seed=config.seed, shape=shape)
     channel = None
     if channel_config is not None:
-        channel = plant_channel(model, channel_lexicon(tokenizer, channel_config,
-                                                       corpus_config.signature_nouns),
+        channel = plant_channel(model, twelve_emotion_lexicon(tokenizer, channel_config,
+                                                              corpus_config.signature_nouns),
                                 channel_config)
     stories = direction_stories(tokenizer, examples, intervention.stories_per_sign)
     choice_ids = (tokenizer.convert_tokens_to_ids("A"), tokenizer.convert_tokens_to_ids("B"))
