@@ -127,6 +127,35 @@ def test_level_loss_is_zero_when_every_story_position_sits_at_one_level():
     assert level_loss(spread, mask, [None, LensTarget(None, valence=0.0)], directions, 4) is None
 
 
+def test_story_level_loss_sees_the_stories_means_not_their_positions():
+    unembedding, mask = _setup()
+    directions = loud_directions(unembedding)
+    targets = [LensTarget(7), LensTarget(8)]
+    base = torch.randn(16, generator=torch.Generator().manual_seed(4)).expand(2, 12, 16).clone()
+    # Positions swing along a loud direction (+/- alternately) around the same mean in both
+    # stories: the per-position loss sees the swing, the story loss sees nothing to hold.
+    swing = base + torch.tensor([4.0, -4.0] * 6)[None, :, None] * directions[1]
+    assert level_loss(swing, mask, targets, directions, start=4) > 0.01
+    assert level_loss(swing, mask, targets, directions, start=4, unit="story") < 1e-3
+    # One story sits higher along it as a whole: the story loss sees that.
+    shifted = base.clone()
+    shifted[1] = shifted[1] + 5 * directions[1]
+    assert level_loss(shifted, mask, targets, directions, start=4, unit="story") > 0.01
+    # Positions before `start` and masked-out positions are not part of a story's mean.
+    early = base.clone()
+    early[1, :4] = early[1, :4] + 50 * directions[1]
+    assert level_loss(early, mask, targets, directions, start=4, unit="story") < 1e-10
+    one = [LensTarget(7), None]
+    assert level_loss(shifted, mask, one, directions, start=4, unit="story") is None
+
+
+def test_an_unknown_level_unit_is_one_sentence():
+    with pytest.raises(ValueError, match="level unit 'token'; expected one of position, story"):
+        LensConfig(level_unit="token")
+    assert "level_unit" not in LensConfig().describe()  # the shipped toy's record stays as it was
+    assert LensConfig(level_unit="story").describe()["level_unit"] == "story"
+
+
 def test_the_toy_shape_at_its_own_width_is_the_recorded_shape():
     # The shipped toy's provenance records TOY_SHAPE; its own width must reproduce it exactly.
     assert toy_shape(TOY_SHAPE["hidden_size"]) == TOY_SHAPE

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pipeline.testmodels.toy.channel import ChannelConfig
 from pipeline.testmodels.toy.corpus import CorpusConfig
-from pipeline.testmodels.toy.lens import LensConfig
+from pipeline.testmodels.toy.lens import LEVEL_UNITS, LensConfig
 from pipeline.testmodels.toy.train import (
     RANDOM_TWIN_SEED,
     TOY_DIR,
@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--lens-level-weight", type=float, default=LensConfig.level_weight,
                        help="weight holding story positions level along W_U's loudest "
                             "directions (V2)")
+    train.add_argument("--lens-level-unit", choices=LEVEL_UNITS, default=LensConfig.level_unit,
+                       help="what the level loss holds still: every story position or each "
+                            "story's mean (run 10)")
     train.add_argument("--situated", action="store_true",
                        help="add situations and numeric statements whose read position is "
                             "trained (V3-V6; docs/TOY.md)")
@@ -108,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                               valence_weight=args.lens_valence_weight,
                               valence_margin=args.lens_valence_margin,
                               level_weight=args.lens_level_weight,
+                              level_unit=args.lens_level_unit,
                               point_weight=args.point_weight,
                               point_directions=args.point_directions,
                               point_prefixes=args.point_prefixes,

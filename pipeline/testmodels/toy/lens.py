@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+LEVEL_UNITS = ("position", "story")
+
 
 @dataclass(frozen=True)
 class LensConfig:
@@ -54,6 +56,10 @@ class LensConfig:
     # whichever sign those components took decided V2. This weight holds the cosine of every
     # story position with them at the batch's mean, so emotions do not differ along them.
     level_weight: float = 10.0
+    # What the level loss holds still: "position" (every story position's cosine, the
+    # shipped toy's) or "story" (each story's mean cosine over its trained positions, which is
+    # what a harness vector averages; run 10, docs/TOY.md).
+    level_unit: str = "position"
     # V3-V6: weight of the point losses at the read position of chat examples that carry a
     # point target (pipeline/testmodels/toy/situated.py); 0: off.
     point_weight: float = 0.0
@@ -79,6 +85,9 @@ class LensConfig:
                 f"lens weight {self.weight} with point weight {self.point_weight}: the "
                 "read-position losses read the lens's capture; give --lens-weight > 0 or "
                 "--point-weight 0")
+        if self.level_unit not in LEVEL_UNITS:
+            raise ValueError(f"level unit {self.level_unit!r}; expected one of "
+                             f"{', '.join(LEVEL_UNITS)}")
         if self.point_directions and self.point_weight <= 0:
             raise ValueError(
                 f"point directions with point weight {self.point_weight}: the direction losses "
@@ -91,6 +100,8 @@ class LensConfig:
             del described["tone_mass"]  # as the first lens runs recorded it
         if not self.valence_weight:
             del described["valence_weight"], described["valence_margin"]
+        if not self.level_weight or self.level_unit == "position":
+            del described["level_unit"]  # as the shipped toy, which came before it, recorded it
         if not self.level_weight:
             del described["level_weight"]
         if not self.point_weight:
@@ -186,21 +197,36 @@ def loud_directions(unembedding: torch.Tensor) -> torch.Tensor:
 
 
 def level_loss(hidden: torch.Tensor, mask: torch.Tensor, targets: Sequence[LensTarget | None],
-               directions: torch.Tensor, start: int) -> torch.Tensor | None:
-    """Summed over `directions` [k, d], the variance over the story positions (rows with a
-    lens word, positions >= start) of cos(h, direction); None when no row has a word."""
+               directions: torch.Tensor, start: int, unit: str = "position"
+               ) -> torch.Tensor | None:
+    """Summed over `directions` [k, d], the variance of cos(h, direction) over the story
+    positions (rows with a lens word, positions >= start), or with unit "story" over the
+    stories' means of it; None when there are fewer than two units.
+
+    Why "story": a harness vector is a mean over stories' positions, so what decides V2 is how
+    far stories' means differ along the loud directions; the per-position variance is mostly
+    token-to-token variation that no mean keeps, and holding it down leaves the stories' means
+    to drift (run 10, docs/TOY.md)."""
     rows = [row for row, t in enumerate(targets) if t is not None and t.word is not None]
     if not rows:
         return None
     index = torch.tensor(rows)
     h = hidden[index].float()
     positions = torch.arange(h.shape[1])[None, :]
-    select = mask[index].bool() & (positions >= start)
-    picked = h[select]  # [N, d]
+    select = mask[index].bool() & (positions >= start)  # [R, T]
+    cosine = (h @ directions.T) / h.norm(dim=-1, keepdim=True).clamp(min=1e-6)  # [R, T, k]
+    if unit == "story":
+        counts = select.sum(1)
+        keep = counts > 0
+        if int(keep.sum()) < 2:
+            return None
+        sums = (cosine * select[..., None]).sum(1)  # [R, k]
+        means = sums[keep] / counts[keep, None]
+        return means.var(dim=0, unbiased=False).sum()
+    picked = cosine[select]  # [N, k]
     if picked.shape[0] < 2:
         return None
-    cosine = (picked @ directions.T) / picked.norm(dim=-1, keepdim=True).clamp(min=1e-6)
-    return cosine.var(dim=0, unbiased=False).sum()
+    return picked.var(dim=0, unbiased=False).sum()
 
 
 @dataclass(frozen=True)
