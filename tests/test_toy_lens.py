@@ -169,7 +169,8 @@ def test_bad_toy_options_are_one_sentence_and_exit_2(tmp_path, capsys):
     from pipeline.testmodels.toy.__main__ import main
 
     for argv, named in ((["--width", "100"], "toy width 100"),
-                        (["--lens-weight", "0"], "lens weight 0.0")):
+                        (["--lens-weight", "0"], "lens weight 0.0"),
+                        (["--story-prompts", "0"], "--story-prompts 0: expected at least 1")):
         with pytest.raises(SystemExit) as stopped:
             main(["train", "--out", str(tmp_path / "toy"), *argv])
         assert stopped.value.code == 2

@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="the block whose head averages the lexicon")
     train.add_argument("--channel-norm-weight", type=float, default=ChannelConfig.norm_weight,
                        help="that block's input-norm weight at the channel")
+    train.add_argument("--story-prompts", type=int, default=CorpusConfig.n_story_prompt,
+                       help="story-prompt calls in the corpus (run 10)")
     train.add_argument("--noun-sentences", type=int, default=CorpusConfig.noun_sentences,
                        help="with --signature-nouns, later sentences that name the noun")
     train.add_argument("--width", type=int, default=TOY_SHAPE["hidden_size"],
@@ -99,13 +101,17 @@ def main(argv: list[str] | None = None) -> int:
 
     transformers.utils.logging.disable_progress_bar()
     if args.command == "train":
+        if args.story_prompts < 1:  # the stories the harness reads are written after one
+            parser.error(f"--story-prompts {args.story_prompts}: expected at least 1 story-prompt "
+                         f"call (default {CorpusConfig.n_story_prompt})")
         config = TrainConfig(seed=args.seed, threads=args.threads, epochs=args.epochs)
         corpus = CorpusConfig(seed=args.seed, signature_nouns=args.signature_nouns,
                               situated=args.situated, situated_mix=args.situated_mix,
                               situations_per_emotion=args.situations_per_emotion,
                               situated_dropout=args.situated_dropout,
                               situation_stories=args.situation_stories,
-                              noun_sentences=args.noun_sentences)
+                              noun_sentences=args.noun_sentences,
+                              n_story_prompt=args.story_prompts)
         try:  # bad option values: one sentence, no traceback
             lens = LensConfig(weight=args.lens_weight, tone_mass=args.lens_tone_mass,
                               valence_weight=args.lens_valence_weight,
