@@ -1,6 +1,6 @@
 """Known answers: the harness finds the toy model's planted effects and not its random twin's.
 
-The toy (data/models/toy, `python -m pipeline.testmodels.toy train`) is trained so that V1, G1
+The toy (data/models/toy, `python -m pipeline.testmodels.toy train`) is trained so that V1, V2, G1
 and V7-V11 hold by construction (docs/TOY.md); its twin (data/models/toy_random) has the same
 configuration and tokenizer with seeded random weights. Every verdict here comes from the stage graph
 (pipeline.stages.graph), the analysis functions and the row functions the criteria use, over the
@@ -29,6 +29,7 @@ from pipeline.scorecard.results import CriterionResult
 from pipeline.scorecard.rows import (
     steering_effects,
     v1_row,
+    v2_row,
     v7_row,
     v8_row,
     v9_row,
@@ -44,9 +45,9 @@ from pipeline.stages.preferences import (
 from pipeline.testmodels.toy.corpus import CorpusConfig, build_corpus, corpus_sha256, names_word
 from pipeline.testmodels.toy.train import TOY_DIR, TOY_RANDOM_DIR, build_random_twin
 
-# V2 also passes on the shipped toy (data/expected_outcomes.toml lists no failure for it), but
-# on two of four training seeds it did not, so it is not counted as planted (docs/TOY.md, run 5).
-PLANTED = ("V1", "G1", "V7", "V8", "V9", "V10", "V11", "V10_control")
+# V2 is counted since run 10 (docs/TOY.md): with twice the story-prompt examples it passes on
+# all four training seeds tried (5/5, 4/5, 5/5, 4/5), where before it passed on two of four.
+PLANTED = ("V1", "V2", "G1", "V7", "V8", "V9", "V10", "V11", "V10_control")
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ def _verdicts(name: str, options, store, stage_settings) -> Verdicts:
     layer = runtime.spec.analysis_layer
     rows = {
         "V1": v1_row(name, lens, layer),
+        "V2": v2_row(name, lens, layer),
         "G1": g1_row(name, vectors.at(layer), vectors.emotions, load_valence_labels(),
                      layer=layer, missing=vectors.missing),
         "V7": v7_row(name, baseline, signal),
@@ -141,6 +143,13 @@ def test_the_toy_corpus_is_the_one_its_provenance_names():
     config = CorpusConfig(**{key: tuple(value) if isinstance(value, list) else value
                              for key, value in provenance["corpus"].items()})
     assert corpus_sha256(build_corpus(config)) == provenance["corpus_sha256"]
+
+
+def test_the_corpus_defaults_are_the_shipped_toys():
+    """A default retrain must rebuild the shipped toy (docs/TOY.md), so the corpus defaults are
+    what its provenance records (run 10 changed one: 4800 story-prompt calls)."""
+    shipped = json.loads((TOY_DIR / "provenance.json").read_text())["corpus"]
+    assert shipped == json.loads(json.dumps(CorpusConfig().describe()))
 
 
 def test_no_toy_story_names_its_own_emotion():

@@ -112,7 +112,9 @@ class CorpusConfig:
     """Sizes and the strengths of the planted associations (all recorded in provenance)."""
 
     seed: int = 0
-    n_story_prompt: int = 2400  # story-prompt calls, each with stories_per_call stories
+    # Story-prompt calls, each with stories_per_call stories. 4800 since run 10: with 2400 the
+    # toy wrote 13% of its stories on the wrong side of valence on two seeds of four (V2 3/5).
+    n_story_prompt: int = 4800
     stories_per_call: tuple[int, int] = (1, 3)
     n_story: int = 4000  # plain stories
     preference_repeats: int = 3  # sampled answers per ordered pair (4032 pairs)
