@@ -24,6 +24,7 @@ from pipeline.measures.logit_lens import (
     direct_logits,
     own_token_hits,
     valence_pair_dots,
+    vocabulary_centred,
 )
 from pipeline.measures.mirroring import POSITIONS, mirroring_stats
 from pipeline.measures.numerical import PairResult, numerical_pairs
@@ -89,7 +90,9 @@ def _lens(vectors: np.ndarray, unembedding: np.ndarray) -> dict:
                             "single_token": t.single_token}
                            for t in tokens],
             "layers": [{"hits": own_token_hits(logits, tokens).tolist(),
-                        "pair_dots": valence_pair_dots(logits, LENS_EMOTIONS).tolist()}]}
+                        "pair_dots": valence_pair_dots(logits, LENS_EMOTIONS).tolist(),
+                        "pair_dots_centred": valence_pair_dots(vocabulary_centred(logits),
+                                                               LENS_EMOTIONS).tolist()}]}
 
 
 def _v1_vectors(n_planted: int, seed: int = 0):
@@ -129,6 +132,42 @@ def test_v2_opposite_valences_push_logits_apart(opposed, verdict):
     result = v2_row(MODEL, _lens(*_v2_vectors(opposed)), 0)
     assert result.value == opposed
     assert result.passed is verdict, result.sentence()
+
+
+def test_v2_reports_the_pairs_on_vocabulary_centred_logits_beside_the_raw_verdict():
+    """A shared shift of every logit (each vector's component along a direction u that W_U
+    reads as the same logit for every token, i.e. W_U's mean row) adds to every raw dot
+    whatever the pair's valence: planted here, it turns five opposed pairs into a raw 0/5,
+    while the centred dots, which no shift reaches, keep 5/5. The verdict stays raw."""
+    rng = np.random.default_rng(3)
+    u = np.zeros(D)
+    u[0] = 1.0
+    unembedding = rng.normal(size=(VOCAB, D))
+    unembedding[:, 0] = 0.0  # W_U reads u only through the mean row added next
+    unembedding = unembedding + 3.0 * u  # mean row along u: W_U u = 3 for every token
+    vectors, _ = _v2_vectors(5)
+    vectors[:, 0] = 0.0
+    index = {e: i for i, e in enumerate(LENS_EMOTIONS)}
+    for a, b in VALENCE_PAIRS:  # opposed in the rest, and scaled to the same size
+        vectors[index[b]] = -vectors[index[a]]
+    vectors[:, 0] = 8.0  # every vector shifts every logit by +24
+    result = v2_row(MODEL, _lens(vectors, unembedding), 0)
+    assert result.value == 0 and not result.passed, result.sentence()
+    assert "On vocabulary-centred logits" in result.explanation
+    assert "shift no probability sees): 5/5." in result.explanation
+    assert all(d < 0 for d in result.details["dots_centred"].values())
+    # Without the shift both agree.
+    vectors[:, 0] = 0.0
+    plain = v2_row(MODEL, _lens(vectors, unembedding), 0)
+    assert plain.value == 5 and "shift no probability sees): 5/5." in plain.explanation
+
+
+def test_vocabulary_centring_removes_only_a_shift():
+    logits = np.arange(12.0).reshape(3, 4)
+    centred = vocabulary_centred(logits + np.array([[5.0], [-2.0], [0.5]]))
+    np.testing.assert_allclose(centred, vocabulary_centred(logits))
+    np.testing.assert_allclose(centred.mean(axis=1), 0.0, atol=1e-12)
+    assert np.isnan(vocabulary_centred(np.array([[1.0, np.nan]]))).all()  # no vector: NaN
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,13 +16,15 @@ from dataclasses import dataclass
 # activations 2, neutral_stats 2: the attention sink (position 0, BOS or not) is left out of
 # pooling, the neutral moments and the mean norm, and pooling counts from where the text starts.
 # vectors 2: an emotion with no usable story gets a NaN vector instead of failing the stage.
-# logit_lens 2: own token = whole-word token only; 3: emotions without a vector.
+# logit_lens 2: own token = whole-word token only; 3: emotions without a vector; 4: V2's pair dots
+# also on vocabulary-centred logits.
 # preferences 3 / steered_preferences 3: the primary rating is position-aware Bradley-Terry,
 # and NaN or missing logits fail the stage (issue 13).
-# embedding_null 1 (issue 16): the rows' inputs at the token embeddings, before any block.
+# embedding_null 1 (issue 16): the rows' inputs at the token embeddings, before any block; 2: its
+# logit-lens payload carries logit_lens 4's centred pair dots.
 STAGE_VERSIONS = {
     "stories": 3, "neutral": 3, "activations": 2, "neutral_stats": 2, "vectors": 2,
-    "readouts": 1, "logit_lens": 3, "embedding_null": 1,
+    "readouts": 1, "logit_lens": 4, "embedding_null": 2,
     "preferences": 3, "activity_probes": 1, "steered_preferences": 3,
     "preference_coherence": 1,
     "mirroring": 1, "blackmail_rollouts": 2, "blackmail_judgments": 1,

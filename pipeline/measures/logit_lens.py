@@ -84,6 +84,19 @@ def valence_pair_dots(logits: np.ndarray, emotions: Sequence[str],
     return np.array([float(logits[index[a]] @ logits[index[b]]) for a, b in pairs])
 
 
+def vocabulary_centred(logits: np.ndarray) -> np.ndarray:
+    """Each row of W_U v minus its mean over the vocabulary: the same logits up to a shift of
+    all of them, which no probability sees (as if W_U's mean row were removed).
+
+    Why V2 reports it beside the raw dot: the raw dot sums over the vocabulary, so a shared
+    shift (v's component along W_U's mean row, large in trained models) adds the product of
+    the two shifts to it whatever the pair's valence; on the toy one direction of W_U, its mean
+    row and top singular direction, carried up to 56k of dots of -2k to -80k (docs/TOY.md,
+    run 10). The verdict stays on the raw dot (the reference's statistic)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    return logits - logits.mean(axis=1, keepdims=True)
+
+
 def top_tokens(logits_row: np.ndarray, tokenizer, k: int = 5) -> tuple[list[str], list[str]]:
     """Decoded top-k promoted and suppressed tokens of one vector (model text: escape it)."""
     up = np.argsort(-logits_row)[:k]

@@ -118,13 +118,24 @@ def v1_row(model: str, logit_lens: dict[str, Any], layer: int) -> CriterionResul
 
 
 def v2_row(model: str, logit_lens: dict[str, Any], layer: int) -> CriterionResult:
-    dots = np.array(logit_lens["layers"][layer]["pair_dots"], dtype=float)  # [5]
+    stored = logit_lens["layers"][layer]
+    dots = np.array(stored["pair_dots"], dtype=float)  # [5]
     pairs = [f"{a}/{b}" for a, b in VALENCE_PAIRS]
     # A pair with an emotion that has no vector has a NaN dot: left out, named below.
-    dropped = [p for p, d in zip(pairs, dots, strict=True) if np.isnan(d)]
-    pairs = [p for p, d in zip(pairs, dots, strict=True) if not np.isnan(d)]
-    dots = dots[~np.isnan(dots)]
+    kept = ~np.isnan(dots)
+    dropped = [p for p, k in zip(pairs, kept, strict=True) if not k]
+    pairs = [p for p, k in zip(pairs, kept, strict=True) if k]
+    dots = dots[kept]
     opposed = dots < 0
+    details: dict[str, Any] = {"layer": layer, "dots": dict(zip(pairs, dots.tolist(), strict=True))}
+    # Reported beside the verdict, which stays on the raw dot (measures.logit_lens says why).
+    centred = np.array(stored["pair_dots_centred"], dtype=float)[kept]
+    details["dots_centred"] = dict(zip(pairs, centred.tolist(), strict=True))
+    apart = [p for p, d in zip(pairs, centred, strict=True) if not d < 0]
+    centred_text = (f" On vocabulary-centred logits (each W_U.v minus its mean over the "
+                    f"vocabulary, a shift no probability sees): {int((centred < 0).sum())}/"
+                    f"{len(centred)}" + (f", not pushed apart: {', '.join(apart)}" if apart
+                                         else "") + ".")
     return judge(
         "V2", model, opposed.sum(),
         bootstrap_ci(lambda d: float((d < 0).sum()), dots),
@@ -132,9 +143,9 @@ def v2_row(model: str, logit_lens: dict[str, Any], layer: int) -> CriterionResul
         explanation="Pairs with a positive logit dot product (not pushed apart): "
                     + (", ".join(p for p, o in zip(pairs, opposed, strict=True) if not o) or "none")
                     + "." + (f" Left out (an emotion has no vector): {', '.join(dropped)}."
-                             if dropped else ""),
+                             if dropped else "") + centred_text,
         method="dot(W_U.v_a, W_U.v_b), denoised vectors",
-        details={"layer": layer, "dots": dict(zip(pairs, dots.tolist(), strict=True))},
+        details=details,
     )
 
 

@@ -26,6 +26,7 @@ from pipeline.measures.logit_lens import (
     own_tokens,
     top_tokens,
     valence_pair_dots,
+    vocabulary_centred,
 )
 from pipeline.measures.results import EmotionVectors
 from pipeline.model.probes import read_position_spans, span_means
@@ -129,6 +130,8 @@ def logit_lens_payload(tokenizer, unembedding: np.ndarray, vectors: EmotionVecto
             "hits": (own_token_hits(logits, tokens)
                      & ~np.isnan(logits).any(axis=1)).tolist(),
             "pair_dots": valence_pair_dots(logits, vectors.emotions).tolist(),
+            "pair_dots_centred": valence_pair_dots(vocabulary_centred(logits),
+                                                   vectors.emotions).tolist(),
             "table1": examples,
         })
     return {
