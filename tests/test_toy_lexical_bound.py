@@ -17,6 +17,7 @@ from pipeline.testmodels.toy.lexical_bound import (
     pooled_code,
     running_means,
     v3_bound,
+    with_channel,
 )
 
 TWELVE = ("happy", "inspired", "loving", "proud", "calm", "desperate", "angry", "guilty", "sad",
@@ -97,6 +98,24 @@ def test_cluster_level_vectors_give_about_one_hit_per_cluster():
     assert abs(np.mean(hits) - 7) < 0.3
     assert mates_cosine(axis, TWELVE, clusters) == pytest.approx(1.0)
     assert mates_cosine(np.eye(12), TWELVE, clusters) == pytest.approx(0.0)
+
+
+def test_a_channel_decides_v3_only_when_it_is_large_against_the_activations():
+    # Activations that point at the next emotion's vector; codes that name their own.
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((12, 16))
+    acts = 10 * np.roll(vectors, -1, axis=0)
+    lex = _lexicon()
+    codes = lex[:12]
+    none, share0 = with_channel(acts, vectors, codes, codes, TWELVE, 0.0)
+    assert none.diagonal_hits().sum() == 0 and share0 == 0.0
+    np.testing.assert_allclose(none.raw, v3_bound(acts, vectors, TWELVE).raw)
+    small, _ = with_channel(acts, vectors, codes, codes, TWELVE, 1.0)
+    large, share = with_channel(acts, vectors, codes, codes, TWELVE, 1e4)
+    assert small.diagonal_hits().sum() == 0
+    assert large.diagonal_hits().sum() == 12
+    norms = np.linalg.norm(acts, axis=1)
+    assert share == pytest.approx(np.mean(1e4 * np.linalg.norm(codes, axis=1) / norms))
 
 
 SIX = ("happy", "calm", "loving", "sad", "afraid", "angry")

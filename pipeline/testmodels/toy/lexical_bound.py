@@ -78,6 +78,20 @@ def m1_bound(u_codes: np.ndarray, vectors: np.ndarray, emotions: Sequence[str],
     return user_readability(probe_values(u_codes, vectors), emotions, titles, labels)
 
 
+def with_channel(activations: np.ndarray, vectors: np.ndarray, read_codes: np.ndarray,
+                 story_codes: np.ndarray, emotions: Sequence[str],
+                 scale: float) -> tuple[ImplicitScores, float]:
+    """V3/V4's scores if a channel wrote `scale` times the codes into extra dimensions: the
+    activations [12, d] gain scale * read codes, the vectors [12, d] scale * story codes.
+    Returns the scores and the channel's mean share of the activations' norm (what a toy would
+    have to carry there)."""
+    x = np.hstack([np.asarray(activations, np.float64), scale * np.asarray(read_codes)])
+    v = np.hstack([np.asarray(vectors, np.float64), scale * np.asarray(story_codes)])
+    share = float(np.mean(np.linalg.norm(scale * np.asarray(read_codes), axis=1)
+                          / np.linalg.norm(activations, axis=1)))
+    return implicit_scores(x, v, tuple(emotions)), share
+
+
 def clusters_spanned(emotions: Sequence[str], cluster_of: Mapping[str, str]) -> int:
     """What V3 expects from vectors that carry only their cluster (cluster-mates' vectors
     the same up to noise unrelated to the emotion): the noise decides which mate each
@@ -198,6 +212,36 @@ def _v3_text(scores: ImplicitScores) -> str:
             f"V4 {scores.ranks().mean():.2f} (needs <= 3.0)")
 
 
+def _one_built(stage_dir):
+    """The one built artifact of a stage folder (a finished build has a COMPLETE marker)."""
+    built = sorted(p.parent for p in stage_dir.glob("*/COMPLETE"))
+    if len(built) != 1:
+        raise SystemExit(f"{stage_dir} holds {len(built)} built artifacts; expected exactly one "
+                         "(pass --stories instead, or a fresh --artifacts folder)")
+    return built[0]
+
+
+def _print_channel_sizes(root, layer: int, twelve: Sequence[str], read_codes: np.ndarray,
+                         story_codes: np.ndarray) -> None:
+    """V3/V4 of the harness's own activations and vectors with a channel of growing size."""
+    import json
+
+    from safetensors.numpy import load_file
+
+    vectors_dir, readouts_dir = _one_built(root / "vectors"), _one_built(root / "readouts")
+    emotions = json.loads((vectors_dir / "emotions.json").read_text())
+    denoised = load_file(str(vectors_dir / "vectors.safetensors"))["denoised"][layer]
+    vectors = np.stack([denoised[emotions.index(e)] for e in twelve])
+    index = json.loads((readouts_dir / "index.json").read_text())["implicit"]["ids"]
+    implicit = load_file(str(readouts_dir / "readouts.safetensors"))["implicit"][:, layer]
+    acts = np.stack([implicit[index.index(e)] for e in twelve])
+    print(f"  the harness's activations and vectors at layer {layer} of {root}, plus a channel "
+          "of the codes above:")
+    for scale in (0, 30, 100, 200, 400, 1000):
+        scores, share = with_channel(acts, vectors, read_codes, story_codes, twelve, scale)
+        print(f"    channel {share:.0%} of the read activation's norm: {_v3_text(scores)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m pipeline.testmodels.toy.lexical_bound`: print the bounds (docs/TOY.md, run 11)."""
     import argparse
@@ -227,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus-stories", type=int, default=40,
                         help="corpus-written stories per class counted in the lexicon")
     parser.add_argument("--story-weight", type=float, default=0.3)
+    parser.add_argument("--artifacts", type=Path, default=None,
+                        help="the toy's artifact folder (e.g. artifacts/toy): its stories, and "
+                             "what a channel of each size would add to its V3/V4")
+    parser.add_argument("--layer", type=int, default=2, help="the analysis layer (the toy's: 2)")
     parser.add_argument("--signature-nouns", action="store_true",
                         help="count each emotion's signature noun (a toy trained with them)")
     args = parser.parse_args(argv)
@@ -245,7 +293,10 @@ def main(argv: list[str] | None = None) -> int:
     written = [(e, writer.story(rng, e, rng.choice(load_topics())))
                for e in load_emotions() for _ in range(3)]
     story_sets = [("3 corpus-written stories per emotion", written)]
-    for folder in args.stories:
+    folders = list(args.stories)
+    if args.artifacts is not None:
+        folders.append(_one_built(args.artifacts / "stories"))
+    for folder in folders:
         texts = [(r["emotion"], r["text"]) for r in read_records(folder, "items")]
         story_sets.append((f"the {len(texts)} stories in {folder}", texts))
     for name, texts in story_sets:
@@ -253,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         vectors = np.stack([codes[e] for e in twelve])
         print(f"  vectors from {name}: {_v3_text(v3_bound(read, vectors, twelve))}; "
               f"cluster-mates' cosine {mates_cosine(vectors, twelve, cluster_of):.2f}")
+    if args.artifacts is not None:  # the last story set is the artifacts' own
+        _print_channel_sizes(args.artifacts, args.layer, twelve, read, vectors)
     print(f"  (the twelve span {clusters_spanned(twelve, cluster_of)} Table 12 clusters: vectors "
           "that carry only their cluster give V3 that many hits on average)")
 
