@@ -37,6 +37,13 @@ def _story(token: int, start: int = 50) -> tuple[list[int], int]:
     return [FILLER] * 49 + [token, FILLER] * 20, start
 
 
+def test_stories_are_truncated_where_the_extraction_stage_truncates_them():
+    from pipeline.stages.extraction import MAX_STORY_TOKENS
+    from pipeline.testmodels.toy import lexical_bound
+
+    assert lexical_bound.MAX_STORY_TOKENS == MAX_STORY_TOKENS
+
+
 def test_running_means_are_the_mean_of_the_context_so_far():
     codes = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0]])
     np.testing.assert_allclose(running_means(codes), [[1, 0], [0.5, 0.5], [1, 1]])

@@ -155,6 +155,32 @@ def plant_channel(model, lex: np.ndarray, config: ChannelConfig) -> PlantedChann
     return channel
 
 
+def labelled_tokens(tokenizer, classes, *, word_weight: float, noun_weight: float,
+                    signature_nouns: bool, extra_words=None):
+    """(class index, token ids, weight) triples that a channel lexicon is counted from: every
+    harness-authored situation of each class (as the model reads it, in the chat template,
+    whose own tokens are then counted as often for every class and carry nothing), each
+    class's own word and `extra_words[class]` at `word_weight`, and (with signature nouns)
+    its noun at `noun_weight`, each spelled with and without a leading space. An emotion
+    outside Table 2's twelve has no situations."""
+    emotions = load_emotions()
+
+    def ids(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    for cls, emotion in enumerate(classes):
+        for situation in IMPLICIT_SITUATIONS.get(emotion, ()):
+            yield cls, render_prompt(tokenizer, situation, fmt="chat",
+                                     chat_template_args={}).input_ids, 1.0
+        words = [(emotion, word_weight)]
+        words += [(w, word_weight) for w in (extra_words or {}).get(emotion, ())]
+        if signature_nouns:  # indexed as corpus.py indexes them
+            words.append((SIGNATURE_NOUNS[emotions.index(emotion)], noun_weight))
+        for word, weight in words:
+            for spelling in (word, f" {word}"):
+                yield cls, ids(spelling), weight
+
+
 def twelve_emotion_lexicon(tokenizer, config: ChannelConfig, signature_nouns: bool) -> np.ndarray:
     """[V, 12] lexicon of the planted channel (channel_lexicon.py) for the toy's tokenizer: every
     harness-authored situation of Table 2's twelve emotions, each emotion's own word and (with
@@ -163,23 +189,6 @@ def twelve_emotion_lexicon(tokenizer, config: ChannelConfig, signature_nouns: bo
     if len(choices) != config.dims:
         raise ValueError(f"channel dims {config.dims}: expected one per situated emotion "
                          f"({len(choices)})")
-    emotions = load_emotions()
-
-    def ids(text: str) -> list[int]:
-        return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    def labelled():
-        for cls, emotion in enumerate(choices):
-            for situation in IMPLICIT_SITUATIONS[emotion]:
-                # As the model reads it, in the chat template: the template's tokens are then
-                # counted as often for every emotion and carry nothing.
-                yield cls, render_prompt(tokenizer, situation, fmt="chat",
-                                         chat_template_args={}).input_ids, 1.0
-            for word in (emotion, f" {emotion}"):
-                yield cls, ids(word), config.word_weight
-            if signature_nouns:  # indexed as corpus.py indexes them
-                noun = SIGNATURE_NOUNS[emotions.index(emotion)]
-                for word in (noun, f" {noun}"):
-                    yield cls, ids(word), config.noun_weight
-
-    return lexicon(class_counts(labelled(), len(tokenizer), len(choices)))
+    labelled = labelled_tokens(tokenizer, choices, word_weight=config.word_weight,
+                               noun_weight=config.noun_weight, signature_nouns=signature_nouns)
+    return lexicon(class_counts(labelled, len(tokenizer), len(choices)))

@@ -115,8 +115,7 @@ def mates_cosine(vectors: np.ndarray, emotions: Sequence[str],
 class LexiconSources:
     """What the lexicon is counted from (each a harness-authored or paper-listed source)."""
 
-    situations: bool = True  # situations.IMPLICIT_SITUATIONS, rendered in the chat template
-    word_weight: float = 50.0  # each class's own word
+    word_weight: float = 50.0  # each class's own word (situations always count, at 1)
     cluster_words: bool = False  # every Table 12 cluster-mate of a class counted for it
     corpus_stories: int = 0  # stories per class written by the toy corpus's StoryWriter
     story_weight: float = 0.3
@@ -132,7 +131,7 @@ class LexiconSources:
         return CorpusConfig(signature_nouns=self.signature_nouns)
 
     def text(self) -> str:
-        parts = ["the harness-authored situations" if self.situations else None,
+        parts = ["the harness-authored situations",
                  f"own words x{self.word_weight:g}",
                  f"Table 12 cluster-mates x{self.word_weight:g}" if self.cluster_words else None,
                  f"signature nouns x{self.word_weight:g}" if self.signature_nouns else None,
@@ -142,59 +141,55 @@ class LexiconSources:
 
 
 def build_lexicon(tokenizer, classes: Sequence[str], sources: LexiconSources) -> np.ndarray:
-    """[V, C] lexicon (channel_lexicon.lexicon) for `classes`, counted from `sources`."""
+    """[V, C] lexicon for `classes`: what the planted channel counts
+    (`channel.labelled_tokens`), plus the cluster-mates and corpus-written stories `sources`
+    asks for."""
     import random
 
-    from pipeline.inputs.stimuli import load_emotion_clusters, load_emotions, load_topics
-    from pipeline.model.prompts import render_prompt
+    from pipeline.inputs.stimuli import load_emotion_clusters, load_topics
+    from pipeline.testmodels.toy.channel import labelled_tokens
     from pipeline.testmodels.toy.channel_lexicon import class_counts, lexicon
     from pipeline.testmodels.toy.corpus import StoryWriter
-    from pipeline.testmodels.toy.phrases import SIGNATURE_NOUNS
-    from pipeline.testmodels.toy.situations import IMPLICIT_SITUATIONS
-
-    def ids(text: str) -> list[int]:
-        return tokenizer(text, add_special_tokens=False)["input_ids"]
 
     mates = {e: c.members for c in load_emotion_clusters() for e in c.members}
-    writer = StoryWriter(sources.corpus()) if sources.corpus_stories else None
-    emotions = load_emotions()
-    rng, topics = random.Random(sources.seed), load_topics()
+    extra = ({e: [m for m in mates.get(e, ()) if m not in classes] for e in classes}
+             if sources.cluster_words else None)  # cluster-mates that are not classes themselves
 
     def labelled():
-        for cls, emotion in enumerate(classes):
-            if sources.situations:
-                for situation in IMPLICIT_SITUATIONS.get(emotion, ()):
-                    yield cls, render_prompt(tokenizer, situation, fmt="chat",
-                                             chat_template_args={}).input_ids, 1.0
-            words = [emotion]
-            if sources.cluster_words:  # a class's cluster-mates that are not classes themselves
-                words += [m for m in mates.get(emotion, ()) if m not in classes]
-            if sources.signature_nouns:  # indexed as corpus.py indexes them
-                words.append(SIGNATURE_NOUNS[emotions.index(emotion)])
-            for word in words:
-                for spelling in (word, f" {word}"):
-                    yield cls, ids(spelling), sources.word_weight
-            for _ in range(sources.corpus_stories):
-                yield cls, ids(writer.story(rng, emotion, rng.choice(topics))), \
-                    sources.story_weight
+        yield from labelled_tokens(tokenizer, classes, word_weight=sources.word_weight,
+                                   noun_weight=sources.word_weight,
+                                   signature_nouns=sources.signature_nouns, extra_words=extra)
+        if sources.corpus_stories:
+            writer, rng, topics = StoryWriter(sources.corpus()), random.Random(sources.seed), \
+                load_topics()
+            for cls, emotion in enumerate(classes):
+                for _ in range(sources.corpus_stories):
+                    story = writer.story(rng, emotion, rng.choice(topics))
+                    yield cls, tokenizer(story, add_special_tokens=False)["input_ids"], \
+                        sources.story_weight
 
     return lexicon(class_counts(labelled(), len(tokenizer), len(classes)))
 
 
-def story_inputs(tokenizer, texts: Sequence[tuple[str, str]],
-                 max_tokens: int = 1024) -> list[tuple[str, list[int], int]]:
-    """(emotion, text) -> (emotion, token ids, pool start), tokenised and pooled by the
-    harness's own capture code (`capture.tokenize_texts`, `capture.pool_start`)."""
+# The extraction stage's MAX_STORY_TOKENS; testmodels may not import the stages layer
+# (tests/test_layers.py), and a test pins the two equal.
+MAX_STORY_TOKENS = 1024
+
+
+def story_inputs(tokenizer, texts: Sequence[tuple[str, str]]) -> list[tuple[str, list[int], int]]:
+    """(emotion, text) -> (emotion, token ids, pool start), tokenised, truncated and pooled as
+    the harness's extraction stage does (`capture.tokenize_texts`, `capture.pool_start`)."""
     from pipeline.model.capture import pool_start, tokenize_texts
 
     items = tokenize_texts(tokenizer, [text for _, text in texts], [0] * len(texts),
-                           [str(i) for i in range(len(texts))], max_tokens)
+                           [str(i) for i in range(len(texts))], MAX_STORY_TOKENS)
     return [(emotion, list(item.input_ids), pool_start(item))
             for (emotion, _), item in zip(texts, items, strict=True)]
 
 
 def _prompt_codes(tokenizer, lex: np.ndarray, prompts: Sequence[str], where: str) -> np.ndarray:
-    """The running-mean code at each prompt's read position ('read') or U ('user_punct')."""
+    """The channel's code at each prompt's read position ('read') or U ('user_punct'): the mean
+    lexicon of the prompt up to and including that token."""
     from pipeline.measures.mirroring import SENTENCE_END
     from pipeline.model.prompts import last_char_token, render_prompt
 
@@ -203,7 +198,7 @@ def _prompt_codes(tokenizer, lex: np.ndarray, prompts: Sequence[str], where: str
         rendered = render_prompt(tokenizer, text, fmt="chat", chat_template_args={})
         at = (rendered.read_position if where == "read"
               else last_char_token(rendered, SENTENCE_END))
-        rows.append(running_means(lex[np.asarray(rendered.input_ids[: at + 1])])[at])
+        rows.append(lex[np.asarray(rendered.input_ids[: at + 1])].mean(axis=0))
     return np.stack(rows)
 
 
@@ -212,33 +207,35 @@ def _v3_text(scores: ImplicitScores) -> str:
             f"V4 {scores.ranks().mean():.2f} (needs <= 3.0)")
 
 
-def _one_built(stage_dir):
-    """The one built artifact of a stage folder (a finished build has a COMPLETE marker)."""
-    built = sorted(p.parent for p in stage_dir.glob("*/COMPLETE"))
+def _built(model_dir, stage: str):
+    """The one intact artifact of `stage` under a model's artifact folder (ArtifactStore.lookup
+    checks its files against its provenance)."""
+    from pipeline.inputs.artifacts import ArtifactStore
+
+    store = ArtifactStore(model_dir.parent)
+    built = [a for d in sorted(store.stage_dir(model_dir.name, stage).glob("*/"))
+             if (a := store.lookup(model_dir.name, stage, d.name)) is not None]
     if len(built) != 1:
-        raise SystemExit(f"{stage_dir} holds {len(built)} built artifacts; expected exactly one "
-                         "(pass --stories instead, or a fresh --artifacts folder)")
+        raise SystemExit(f"{model_dir / stage} holds {len(built)} intact artifacts; expected "
+                         "exactly one (pass --stories instead, or a folder with one build)")
     return built[0]
 
 
-def _print_channel_sizes(root, layer: int, twelve: Sequence[str], read_codes: np.ndarray,
+def _print_channel_sizes(model_dir, layer: int, twelve: Sequence[str], read_codes: np.ndarray,
                          story_codes: np.ndarray) -> None:
-    """V3/V4 of the harness's own activations and vectors with a channel of growing size."""
-    import json
+    """V3/V4 of the harness's own activations and vectors (read as the V3 row reads them) with
+    a channel of growing size."""
+    from pipeline.measures.results import load_readouts, load_vectors
 
-    from safetensors.numpy import load_file
-
-    vectors_dir, readouts_dir = _one_built(root / "vectors"), _one_built(root / "readouts")
-    emotions = json.loads((vectors_dir / "emotions.json").read_text())
-    denoised = load_file(str(vectors_dir / "vectors.safetensors"))["denoised"][layer]
-    vectors = np.stack([denoised[emotions.index(e)] for e in twelve])
-    index = json.loads((readouts_dir / "index.json").read_text())["implicit"]["ids"]
-    implicit = load_file(str(readouts_dir / "readouts.safetensors"))["implicit"][:, layer]
-    acts = np.stack([implicit[index.index(e)] for e in twelve])
-    print(f"  the harness's activations and vectors at layer {layer} of {root}, plus a channel "
-          "of the codes above:")
+    vectors = load_vectors(_built(model_dir, "vectors"))
+    readouts = load_readouts(_built(model_dir, "readouts"))
+    chosen = np.stack([vectors.at(layer)[vectors.index(e)] for e in twelve])
+    order = [readouts.ids["implicit"].index(e) for e in twelve]
+    acts = readouts.activations["implicit"][order, layer]
+    print(f"  the harness's activations and vectors at layer {layer} of {model_dir}, plus a "
+          "channel of the codes above:")
     for scale in (0, 30, 100, 200, 400, 1000):
-        scores, share = with_channel(acts, vectors, read_codes, story_codes, twelve, scale)
+        scores, share = with_channel(acts, chosen, read_codes, story_codes, twelve, scale)
         print(f"    channel {share:.0%} of the read activation's norm: {_v3_text(scores)}")
 
 
@@ -259,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         load_topics,
     )
     from pipeline.measures.mirroring import DEFAULT_EMOTIONS, USER_EMOTIONS
+    from pipeline.measures.results import load_items
     from pipeline.testmodels.toy.corpus import StoryWriter
     from pipeline.testmodels.toy.train import TOY_DIR
 
@@ -279,33 +277,36 @@ def main(argv: list[str] | None = None) -> int:
                         help="count each emotion's signature noun (a toy trained with them)")
     args = parser.parse_args(argv)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    identity = np.eye
 
-    twelve = [s.emotion for s in load_implicit_scenarios()]
+    scenarios = load_implicit_scenarios()
+    twelve = [s.emotion for s in scenarios]
     cluster_of = {e: c.name for c in load_emotion_clusters() for e in c.members}
     sources = LexiconSources(corpus_stories=args.corpus_stories, story_weight=args.story_weight,
                              signature_nouns=args.signature_nouns)
     lex = build_lexicon(tokenizer, twelve, sources)
-    read = _prompt_codes(tokenizer, lex, [s.prompt for s in load_implicit_scenarios()], "read")
+    read = _prompt_codes(tokenizer, lex, [s.prompt for s in scenarios], "read")
     print(f"V3/V4, a lexicon of Table 2's twelve from {sources.text()}:")
-    print(f"  ideal vectors (the class axes): {_v3_text(v3_bound(read, identity(12), twelve))}")
+    print(f"  ideal vectors (the class axes): {_v3_text(v3_bound(read, np.eye(12), twelve))}")
     writer, rng = StoryWriter(sources.corpus()), random.Random(999)
     written = [(e, writer.story(rng, e, rng.choice(load_topics())))
                for e in load_emotions() for _ in range(3)]
     story_sets = [("3 corpus-written stories per emotion", written)]
-    folders = list(args.stories)
-    if args.artifacts is not None:
-        folders.append(_one_built(args.artifacts / "stories"))
-    for folder in folders:
+    for folder in args.stories:
         texts = [(r["emotion"], r["text"]) for r in read_records(folder, "items")]
         story_sets.append((f"the {len(texts)} stories in {folder}", texts))
+    if args.artifacts is not None:
+        items = load_items(_built(args.artifacts, "stories"))
+        story_sets.append((f"the {len(items)} stories of {args.artifacts}",
+                           [(r["emotion"], r["text"]) for r in items]))
+    codes_by_set = []
     for name, texts in story_sets:
         codes = emotion_codes(lex, story_inputs(tokenizer, texts))
         vectors = np.stack([codes[e] for e in twelve])
+        codes_by_set.append(vectors)
         print(f"  vectors from {name}: {_v3_text(v3_bound(read, vectors, twelve))}; "
               f"cluster-mates' cosine {mates_cosine(vectors, twelve, cluster_of):.2f}")
-    if args.artifacts is not None:  # the last story set is the artifacts' own
-        _print_channel_sizes(args.artifacts, args.layer, twelve, read, vectors)
+    if args.artifacts is not None:
+        _print_channel_sizes(args.artifacts, args.layer, twelve, read, codes_by_set[-1])
     print(f"  (the twelve span {clusters_spanned(twelve, cluster_of)} Table 12 clusters: vectors "
           "that carry only their cluster give V3 that many hits on average)")
 
@@ -315,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         sources = LexiconSources(cluster_words=cluster_words)
         lex = build_lexicon(tokenizer, six, sources)
         u = _prompt_codes(tokenizer, lex, [p.prompt for p in table3], "user_punct")
-        bound = m1_bound(u, identity(6), six, [p.title for p in table3], USER_EMOTIONS)
+        bound = m1_bound(u, np.eye(6), six, [p.title for p in table3], USER_EMOTIONS)
         print(f"M1's precondition with ideal vectors, a lexicon of its six from {sources.text()}:"
               f"\n  {bound.text()}")
     return 0
