@@ -8,7 +8,12 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from pipeline.testmodels.toy.channel import ChannelConfig, plant_channel
-from pipeline.testmodels.toy.channel_lexicon import class_counts, lexicon
+from pipeline.testmodels.toy.channel_lexicon import (
+    class_counts,
+    document_frequency,
+    lexicon,
+    without_common,
+)
 
 VOCAB, K = 40, 3
 
@@ -118,6 +123,16 @@ def test_toy_lexicon_gives_each_emotion_its_own_word_and_the_template_nothing():
     assert np.abs(lex[empty]).max() < 0.05 * np.abs(lex).max()  # 0.38 counted without it
     with pytest.raises(ValueError, match="channel dims 11"):
         twelve_emotion_lexicon(tokenizer, ChannelConfig(dims=11), signature_nouns=False)
+    # function words get codes from sixty situations per class by chance; without the tokens
+    # in a fifth or more of the corpus's stories they carry nothing, and the twelve's own words
+    # keep their codes
+    common = [tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in (" the", " was")]
+    assert np.abs(lex[common]).max() > 1
+    kept = twelve_emotion_lexicon(tokenizer, ChannelConfig(max_df=0.2), signature_nouns=True)
+    np.testing.assert_array_equal(kept[common], 0)
+    for cls, emotion in enumerate(IMPLICIT_SITUATIONS):
+        first = tokenizer(f" {emotion}", add_special_tokens=False)["input_ids"][0]
+        np.testing.assert_array_equal(kept[first], lex[first])
 
 
 def test_a_channel_in_a_later_block_leaves_the_earlier_ones_alone():
@@ -138,3 +153,67 @@ def test_a_channel_in_a_later_block_leaves_the_earlier_ones_alone():
     torch.testing.assert_close(hidden[3][0, :, -K:], expected, atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="the model has 4 blocks"):
         plant_channel(_model(), lex, ChannelConfig(dims=K, layer=4))
+
+
+def test_an_offset_rides_along_the_all_ones_direction_and_leaves_every_code_alone():
+    # the lexicon is centred over the classes, so the offset is orthogonal to every code
+    lex = np.random.default_rng(3).standard_normal((VOCAB, K))
+    lex -= lex.mean(axis=1, keepdims=True)
+    plain, shifted = _model(), _model()
+    plant_channel(plain, lex, ChannelConfig(dims=K, gain=5.0))
+    plant_channel(shifted, lex, ChannelConfig(dims=K, gain=5.0, offset=2.0))
+    ids = torch.tensor([[1, 7, 7, 30, 2, 11]])
+    with torch.no_grad():
+        a = plain(ids, output_hidden_states=True).hidden_states[2][0, :, -K:]
+        b = shifted(ids, output_hidden_states=True).hidden_states[2][0, :, -K:]
+    ones = torch.ones(K) / K ** 0.5
+
+    def code(r):
+        return r - (r @ ones)[:, None] * ones
+
+    assert (b @ ones).min() > 1.0 and (a @ ones).abs().max() < 1e-5  # the offset is there
+    with torch.no_grad():
+        torch.testing.assert_close(b, _context_mean(shifted, ids[0], 5.0), atol=1e-4, rtol=1e-4)
+    # and the codes point nearly the same way: block 0 divides each token by its own RMS,
+    # which the offset changes, so the mean weighs the tokens a little differently
+    cos = torch.nn.functional.cosine_similarity(code(a), code(b), dim=-1)
+    assert cos.min() > 0.99
+    with pytest.raises(ValueError, match="offset -1"):
+        ChannelConfig(offset=-1)
+
+
+def test_common_tokens_carry_nothing_and_the_rest_keep_their_code():
+    df = document_frequency([[1, 2, 2, 3], [1, 3], [1, 4], [1]], vocab_size=6)
+    np.testing.assert_allclose(df, [0, 1, 0.25, 0.5, 0.25, 0])
+    lex = np.arange(18, dtype=float).reshape(6, 3)
+    kept = without_common(lex, df, max_df=0.5)  # tokens 1 and 3 are in half the stories or more
+    np.testing.assert_array_equal(kept[[1, 3]], 0)
+    np.testing.assert_array_equal(kept[[0, 2, 4, 5]], lex[[0, 2, 4, 5]])
+    np.testing.assert_array_equal(without_common(lex, df, max_df=1.0)[3], lex[3])
+    with pytest.raises(ValueError, match="max document frequency 0"):
+        without_common(lex, df, max_df=0)
+    with pytest.raises(ValueError, match="no documents"):
+        document_frequency([], vocab_size=6)
+    with pytest.raises(ValueError, match="channel max document frequency 1.5"):
+        ChannelConfig(max_df=1.5)
+
+
+def test_an_unread_channel_reaches_the_outputs_only_through_the_norms():
+    # rotating every token's lexicon within R keeps every norm, so nothing that only divides by
+    # a norm can tell the two apart; a toy that reads R can
+    lex = np.random.default_rng(4).standard_normal((VOCAB, K))
+    rotation, _ = np.linalg.qr(np.random.default_rng(5).standard_normal((K, K)))
+    ids = torch.tensor([[1, 7, 7, 30, 2, 11]])
+
+    def logits(lexicon, unread):
+        model = _model(seed=6)
+        with torch.no_grad():  # every norm reads R where it may, as a trained toy's would
+            for name, param in model.named_parameters():
+                if "norm" in name:
+                    param.uniform_(0.5, 1.5)
+        plant_channel(model, lexicon, ChannelConfig(dims=K, gain=5.0, unread=unread))
+        with torch.no_grad():
+            return model(ids).logits
+
+    torch.testing.assert_close(logits(lex, True), logits(lex @ rotation, True))
+    assert not torch.allclose(logits(lex, False), logits(lex @ rotation, False), atol=1e-4)

@@ -82,6 +82,15 @@ def main(argv: list[str] | None = None) -> int:
                        help="lexicon -> the embeddings' entries in the channel")
     train.add_argument("--channel-layer", type=int, default=ChannelConfig.layer,
                        help="the block whose head averages the lexicon")
+    train.add_argument("--channel-offset", type=float, default=ChannelConfig.offset,
+                       help="a constant added to every token's lexicon along the channel's "
+                            "all-ones direction, so that its norm varies less")
+    train.add_argument("--channel-max-df", type=float, default=ChannelConfig.max_df,
+                       help="tokens in at least this share of corpus-written stories carry "
+                            "nothing in the channel's lexicon")
+    train.add_argument("--channel-unread", action="store_true",
+                       help="no trained weight may read the channel (its norms' weights, the "
+                            "planted block's projections there are pinned at 0)")
     train.add_argument("--channel-norm-weight", type=float, default=ChannelConfig.norm_weight,
                        help="that block's input-norm weight at the channel")
     train.add_argument("--story-prompts", type=int, default=CorpusConfig.n_story_prompt,
@@ -126,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
             channel = (ChannelConfig(gain=args.channel_gain,
                                      embed_scale=args.channel_embed_scale,
                                      layer=args.channel_layer,
-                                     norm_weight=args.channel_norm_weight)
+                                     norm_weight=args.channel_norm_weight,
+                                     offset=args.channel_offset,
+                                     max_df=args.channel_max_df,
+                                     unread=args.channel_unread)
                        if args.channel else None)
         except ValueError as error:
             parser.error(str(error))

@@ -16,7 +16,10 @@ representation V3 asks about by construction, in `k` reserved residual dimension
   like any other weight: a first version pinned the whole key/value head, and took two of
   block 0's four heads from training;
 - nothing else writes R: every block's attention output and MLP down projection have zero rows
-  at R.
+  at R;
+- with `unread`, nothing else reads R either: every other norm's weight at R is 0, and so are
+  the planted block's query, key and other value columns there, so R reaches the rest of the
+  toy only through the norms' denominators (run 12).
 
 So at every position after that block, R holds the mean lexicon of the context, whatever the text
 is: a story's tokens carry its emotion there to the extent its words imply it, and a user
@@ -30,14 +33,21 @@ step (weight decay included) they are written back (`PlantedChannel.restore`).
 
 from __future__ import annotations
 
+import random
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-from pipeline.inputs.stimuli import load_emotions
+from pipeline.inputs.stimuli import load_emotions, load_topics
 from pipeline.model.prompts import render_prompt
-from pipeline.testmodels.toy.channel_lexicon import class_counts, lexicon
+from pipeline.testmodels.toy.channel_lexicon import (
+    class_counts,
+    document_frequency,
+    lexicon,
+    without_common,
+)
+from pipeline.testmodels.toy.corpus import CorpusConfig, StoryWriter
 from pipeline.testmodels.toy.phrases import SIGNATURE_NOUNS
 from pipeline.testmodels.toy.situations import IMPLICIT_SITUATIONS
 
@@ -52,12 +62,20 @@ class ChannelConfig:
     norm_weight: float = 1.0  # that block's input-norm weight at R (pinned)
     word_weight: float = 50.0  # counts given to each of the twelve's own word (the lexicon)
     noun_weight: float = 50.0  # and to its signature noun, when the corpus has them
+    offset: float = 0.0  # a constant added to every token's lexicon along R's all-ones direction
+    unread: bool = False  # no trained weight may read R (only the norms' denominators see it)
+    max_df: float = 1.0  # tokens in at least this share of corpus-written stories carry nothing
+    # in the lexicon (1.0: every token keeps its code)
 
     def __post_init__(self) -> None:
         if self.dims < 1:
             raise ValueError(f"channel dims {self.dims}: expected at least 1")
         if self.layer < 0:
             raise ValueError(f"channel layer {self.layer}: expected a block index >= 0")
+        if not 0 < self.max_df <= 1:
+            raise ValueError(f"channel max document frequency {self.max_df}: expected (0, 1]")
+        if self.offset < 0:
+            raise ValueError(f"channel offset {self.offset}: expected >= 0")
         if self.gain <= 0 or self.embed_scale <= 0 or self.norm_weight <= 0:
             raise ValueError(f"channel gain {self.gain}, embed scale {self.embed_scale} and "
                              f"norm weight {self.norm_weight}: expected all > 0")
@@ -123,7 +141,10 @@ def plant_channel(model, lex: np.ndarray, config: ChannelConfig) -> PlantedChann
     mask = torch.zeros_like(embed, dtype=torch.bool)
     mask[:, reserved] = True
     values = torch.zeros_like(embed)
-    values[:, reserved] = torch.as_tensor(lex, dtype=embed.dtype) * config.embed_scale
+    # The lexicon is centred over the classes, so a constant along R's all-ones direction is
+    # orthogonal to every code: it carries nothing, and only keeps R's norm near constant.
+    planted = torch.as_tensor(lex, dtype=embed.dtype) + config.offset / k ** 0.5
+    values[:, reserved] = planted * config.embed_scale
     pin(embed, mask, values)
     for index, layer in enumerate(model.model.layers):
         for module in (layer.self_attn.o_proj, layer.mlp.down_proj):
@@ -135,21 +156,40 @@ def plant_channel(model, lex: np.ndarray, config: ChannelConfig) -> PlantedChann
                 cols = head * head_dim + torch.arange(k)
                 mask[:, cols] = True  # the planted head's first k outputs write R only
                 values[reserved, cols] = config.gain
+                if config.unread:  # a query head sharing its key/value head sees R's mean too
+                    group = heads // kv_heads
+                    for sibling in range(kv * group, (kv + 1) * group):
+                        mask[:, sibling * head_dim + torch.arange(k)] = True
             pin(weight, mask, values)
     q = attn.q_proj.weight  # [heads * head_dim, d]
     mask = torch.zeros_like(q, dtype=torch.bool)
     mask[head * head_dim:(head + 1) * head_dim, :] = True  # zero query: uniform attention
+    if config.unread:
+        mask[:, reserved] = True  # no other head's query reads R either
     pin(q, mask, torch.zeros_like(q))
+    if config.unread:
+        key = attn.k_proj.weight
+        mask = torch.zeros_like(key, dtype=torch.bool)
+        mask[:, reserved] = True
+        pin(key, mask, torch.zeros_like(key))
     v = attn.v_proj.weight  # [kv_heads * head_dim, d]
     mask = torch.zeros_like(v, dtype=torch.bool)
     mask[kv * head_dim + torch.arange(k), :] = True  # its other value rows stay trained
+    if config.unread:
+        mask[:, reserved] = True  # and only its planted rows read R
     values = torch.zeros_like(v)
     values[kv * head_dim + torch.arange(k), reserved] = 1.0
     pin(v, mask, values)
-    norm = model.model.layers[config.layer].input_layernorm.weight
-    mask = torch.zeros_like(norm, dtype=torch.bool)
-    mask[reserved] = True
-    pin(norm, mask, torch.full_like(norm, config.norm_weight))
+    planted_norm = model.model.layers[config.layer].input_layernorm.weight
+    norms = [(planted_norm, config.norm_weight)]
+    if config.unread:  # every other norm gives R weight 0, so only its denominator sees R
+        others = [w for block in model.model.layers
+                  for w in (block.input_layernorm.weight, block.post_attention_layernorm.weight)]
+        norms += [(w, 0.0) for w in others + [model.model.norm.weight] if w is not planted_norm]
+    for norm, weight in norms:
+        mask = torch.zeros_like(norm, dtype=torch.bool)
+        mask[reserved] = True
+        pin(norm, mask, torch.full_like(norm, weight))
     channel = PlantedChannel(pinned)
     channel.restore()
     return channel
@@ -191,4 +231,19 @@ def twelve_emotion_lexicon(tokenizer, config: ChannelConfig, signature_nouns: bo
                          f"({len(choices)})")
     labelled = labelled_tokens(tokenizer, choices, word_weight=config.word_weight,
                                noun_weight=config.noun_weight, signature_nouns=signature_nouns)
-    return lexicon(class_counts(labelled, len(tokenizer), len(choices)))
+    lex = lexicon(class_counts(labelled, len(tokenizer), len(choices)))
+    if config.max_df < 1:
+        lex = without_common(lex, corpus_story_frequency(tokenizer, signature_nouns), config.max_df)
+    return lex
+
+
+def corpus_story_frequency(tokenizer, signature_nouns: bool, per_emotion: int = 2,
+                           seed: int = 7) -> np.ndarray:
+    """[V] document frequency of each token over `per_emotion` stories per emotion written by the
+    toy corpus's StoryWriter (harness-authored text, no test prompt)."""
+    writer, rng, topics = StoryWriter(CorpusConfig(signature_nouns=signature_nouns)), \
+        random.Random(seed), load_topics()
+    stories = (writer.story(rng, emotion, rng.choice(topics)) for emotion in load_emotions()
+               for _ in range(per_emotion))
+    return document_frequency((tokenizer(s, add_special_tokens=False)["input_ids"]
+                               for s in stories), len(tokenizer))
