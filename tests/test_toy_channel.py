@@ -130,7 +130,7 @@ def test_toy_lexicon_gives_each_emotion_its_own_word_and_the_template_nothing():
     assert np.abs(lex[common]).max() > 1
     kept = twelve_emotion_lexicon(tokenizer, ChannelConfig(max_df=0.2), signature_nouns=True)
     np.testing.assert_array_equal(kept[common], 0)
-    for cls, emotion in enumerate(IMPLICIT_SITUATIONS):
+    for emotion in IMPLICIT_SITUATIONS:
         first = tokenizer(f" {emotion}", add_special_tokens=False)["input_ids"][0]
         np.testing.assert_array_equal(kept[first], lex[first])
 

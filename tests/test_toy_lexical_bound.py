@@ -123,6 +123,12 @@ def test_a_channel_decides_v3_only_when_it_is_large_against_the_activations():
     assert large.diagonal_hits().sum() == 12
     norms = np.linalg.norm(acts, axis=1)
     assert share == pytest.approx(np.mean(1e4 * np.linalg.norm(codes, axis=1) / norms))
+    # what the cosine sees is about the product of the two sizes: a channel large at the read
+    # position decides V3 with a small one in the stories, and with none there it cannot
+    lopsided, _ = with_channel(acts, vectors, codes, codes, TWELVE, 1e6, story_scale=1e2)
+    assert lopsided.diagonal_hits().sum() == 12
+    blind, _ = with_channel(acts, vectors, codes, codes, TWELVE, 1e6, story_scale=0.0)
+    assert blind.diagonal_hits().sum() == 0
 
 
 SIX = ("happy", "calm", "loving", "sad", "afraid", "angry")

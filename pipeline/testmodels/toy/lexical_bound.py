@@ -64,6 +64,17 @@ def emotion_codes(lex: np.ndarray,
     return {emotion: code - centre for emotion, code in means.items()}
 
 
+def story_code_size(lex: np.ndarray, stories: Iterable[tuple[str, Sequence[int], int]]) -> float:
+    """The median norm of the running-mean code over the stories' pooled positions: how large
+    the channel is where the toy writes, per unit of scale."""
+    sizes = [np.linalg.norm(running_means(lex[np.asarray(ids, dtype=np.int64)])[start:], axis=1)
+             for _, ids, start in stories if start < len(ids)]
+    if not sizes:
+        raise ValueError("no story has a token to pool from; expected stories longer than "
+                         "the harness's pooling start (their 50th token)")
+    return float(np.median(np.concatenate(sizes)))
+
+
 def v3_bound(read_codes: np.ndarray, vectors: np.ndarray,
              emotions: Sequence[str]) -> ImplicitScores:
     """V3/V4's scores if the read positions held `read_codes` [12, C] and the vectors were
@@ -80,13 +91,14 @@ def m1_bound(u_codes: np.ndarray, vectors: np.ndarray, emotions: Sequence[str],
 
 def with_channel(activations: np.ndarray, vectors: np.ndarray, read_codes: np.ndarray,
                  story_codes: np.ndarray, emotions: Sequence[str],
-                 scale: float) -> tuple[ImplicitScores, float]:
-    """V3/V4's scores if a channel wrote `scale` times the codes into extra dimensions: the
-    activations [12, d] gain scale * read codes, the vectors [12, d] scale * story codes.
-    Returns the scores and the channel's mean share of the activations' norm (what a toy would
-    have to carry there)."""
+                 scale: float, story_scale: float | None = None) -> tuple[ImplicitScores, float]:
+    """V3/V4's scores if a channel wrote the codes into extra dimensions: the activations
+    [12, d] gain `scale` * read codes, the vectors [12, d] `story_scale` (default: `scale`) *
+    story codes. Returns the scores and the channel's mean size at the read position relative
+    to the activations' norm (what a toy would have to carry there)."""
+    story_scale = scale if story_scale is None else story_scale
     x = np.hstack([np.asarray(activations, np.float64), scale * np.asarray(read_codes)])
-    v = np.hstack([np.asarray(vectors, np.float64), scale * np.asarray(story_codes)])
+    v = np.hstack([np.asarray(vectors, np.float64), story_scale * np.asarray(story_codes)])
     share = float(np.mean(np.linalg.norm(scale * np.asarray(read_codes), axis=1)
                           / np.linalg.norm(activations, axis=1)))
     return implicit_scores(x, v, tuple(emotions)), share
@@ -121,6 +133,7 @@ class LexiconSources:
     story_weight: float = 0.3
     signature_nouns: bool = False  # each class's noun (phrases.SIGNATURE_NOUNS) x word_weight,
     # and corpus stories written with them, for a toy trained with --signature-nouns
+    max_df: float = 1.0  # as the channel's --channel-max-df: common tokens carry nothing
     seed: int = 0
 
     def corpus(self):
@@ -136,7 +149,9 @@ class LexiconSources:
                  f"Table 12 cluster-mates x{self.word_weight:g}" if self.cluster_words else None,
                  f"signature nouns x{self.word_weight:g}" if self.signature_nouns else None,
                  f"{self.corpus_stories} corpus-written stories per class "
-                 f"x{self.story_weight:g}" if self.corpus_stories else None]
+                 f"x{self.story_weight:g}" if self.corpus_stories else None,
+                 f"without tokens in {self.max_df:.0%} of corpus stories" if self.max_df < 1
+                 else None]
         return ", ".join(p for p in parts if p)
 
 
@@ -168,7 +183,14 @@ def build_lexicon(tokenizer, classes: Sequence[str], sources: LexiconSources) ->
                     yield cls, tokenizer(story, add_special_tokens=False)["input_ids"], \
                         sources.story_weight
 
-    return lexicon(class_counts(labelled(), len(tokenizer), len(classes)))
+    lex = lexicon(class_counts(labelled(), len(tokenizer), len(classes)))
+    if sources.max_df < 1:
+        from pipeline.testmodels.toy.channel import corpus_story_frequency
+        from pipeline.testmodels.toy.channel_lexicon import without_common
+
+        lex = without_common(lex, corpus_story_frequency(tokenizer, sources.signature_nouns),
+                             sources.max_df)
+    return lex
 
 
 # The extraction stage's MAX_STORY_TOKENS; testmodels may not import the stages layer
@@ -222,9 +244,10 @@ def _built(model_dir, stage: str):
 
 
 def _print_channel_sizes(model_dir, layer: int, twelve: Sequence[str], read_codes: np.ndarray,
-                         story_codes: np.ndarray) -> None:
+                         story_codes: np.ndarray, story_code_size: float) -> None:
     """V3/V4 of the harness's own activations and vectors (read as the V3 row reads them) with
-    a channel of growing size."""
+    a channel of each size at the read position and in the stories (run 12: what counts is
+    about the product of the two)."""
     from pipeline.measures.results import load_readouts, load_vectors
 
     vectors = load_vectors(_built(model_dir, "vectors"))
@@ -232,11 +255,21 @@ def _print_channel_sizes(model_dir, layer: int, twelve: Sequence[str], read_code
     chosen = np.stack([vectors.at(layer)[vectors.index(e)] for e in twelve])
     order = [readouts.ids["implicit"].index(e) for e in twelve]
     acts = readouts.activations["implicit"][order, layer]
+    norm = float(np.median(np.linalg.norm(acts, axis=1)))
+    read_size = float(np.median(np.linalg.norm(read_codes, axis=1)))
+    read_shares, story_shares = (0.3, 0.65, 1.0, 2.0, 4.0), (0.003, 0.01, 0.03, 0.1, 0.3)
     print(f"  the harness's activations and vectors at layer {layer} of {model_dir}, plus a "
-          "channel of the codes above:")
-    for scale in (0, 30, 100, 200, 400, 1000):
-        scores, share = with_channel(acts, chosen, read_codes, story_codes, twelve, scale)
-        print(f"    channel {share:.0%} of the read activation's norm: {_v3_text(scores)}")
+          "channel of the codes above. Rows: the channel at the read position, as a share of "
+          "the read activation's norm; columns: at a story position (median), as a share of "
+          "the same norm; cells: V3 hits/12, V4 mean rank")
+    print("    read \\ story " + " ".join(f"{b:>9.1%}" for b in story_shares))
+    for a in read_shares:
+        cells = []
+        for b in story_shares:
+            scores, _ = with_channel(acts, chosen, read_codes, story_codes, twelve,
+                                     a * norm / read_size, b * norm / story_code_size)
+            cells.append(f"{int(scores.diagonal_hits().sum()):>2}, {scores.ranks().mean():.2f}")
+        print(f"    {a:>11.0%} " + " ".join(f"{c:>9}" for c in cells))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -273,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the toy's artifact folder (e.g. artifacts/toy): its stories, and "
                              "what a channel of each size would add to its V3/V4")
     parser.add_argument("--layer", type=int, default=2, help="the analysis layer (the toy's: 2)")
+    parser.add_argument("--max-df", type=float, default=1.0,
+                        help="leave out tokens in this share of corpus stories or more (the "
+                             "channel's --channel-max-df)")
     parser.add_argument("--signature-nouns", action="store_true",
                         help="count each emotion's signature noun (a toy trained with them)")
     args = parser.parse_args(argv)
@@ -282,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     twelve = [s.emotion for s in scenarios]
     cluster_of = {e: c.name for c in load_emotion_clusters() for e in c.members}
     sources = LexiconSources(corpus_stories=args.corpus_stories, story_weight=args.story_weight,
-                             signature_nouns=args.signature_nouns)
+                             signature_nouns=args.signature_nouns, max_df=args.max_df)
     lex = build_lexicon(tokenizer, twelve, sources)
     read = _prompt_codes(tokenizer, lex, [s.prompt for s in scenarios], "read")
     print(f"V3/V4, a lexicon of Table 2's twelve from {sources.text()}:")
@@ -306,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  vectors from {name}: {_v3_text(v3_bound(read, vectors, twelve))}; "
               f"cluster-mates' cosine {mates_cosine(vectors, twelve, cluster_of):.2f}")
     if args.artifacts is not None:
-        _print_channel_sizes(args.artifacts, args.layer, twelve, read, codes_by_set[-1])
+        _print_channel_sizes(args.artifacts, args.layer, twelve, read, codes_by_set[-1],
+                             story_code_size(lex, story_inputs(tokenizer, story_sets[-1][1])))
     print(f"  (the twelve span {clusters_spanned(twelve, cluster_of)} Table 12 clusters: vectors "
           "that carry only their cluster give V3 that many hits on average)")
 
