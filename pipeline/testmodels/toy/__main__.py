@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="lexicon -> the embeddings' entries in the channel")
     train.add_argument("--channel-layer", type=int, default=ChannelConfig.layer,
                        help="the block whose head averages the lexicon")
+    train.add_argument("--channel-norm-weight", type=float, default=ChannelConfig.norm_weight,
+                       help="that block's input-norm weight at the channel")
     train.add_argument("--channel-offset", type=float, default=ChannelConfig.offset,
                        help="a constant added to every token's lexicon along the channel's "
                             "all-ones direction, so that its norm varies less")
@@ -91,8 +93,6 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--channel-unread", action="store_true",
                        help="no trained weight may read the channel (its norms' weights, the "
                             "planted block's projections there are pinned at 0)")
-    train.add_argument("--channel-norm-weight", type=float, default=ChannelConfig.norm_weight,
-                       help="that block's input-norm weight at the channel")
     train.add_argument("--story-prompts", type=int, default=CorpusConfig.n_story_prompt,
                        help="story-prompt calls in the corpus (run 10)")
     train.add_argument("--noun-sentences", type=int, default=CorpusConfig.noun_sentences,

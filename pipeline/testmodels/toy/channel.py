@@ -231,10 +231,17 @@ def twelve_emotion_lexicon(tokenizer, config: ChannelConfig, signature_nouns: bo
                          f"({len(choices)})")
     labelled = labelled_tokens(tokenizer, choices, word_weight=config.word_weight,
                                noun_weight=config.noun_weight, signature_nouns=signature_nouns)
-    lex = lexicon(class_counts(labelled, len(tokenizer), len(choices)))
-    if config.max_df < 1:
-        lex = without_common(lex, corpus_story_frequency(tokenizer, signature_nouns), config.max_df)
-    return lex
+    return drop_common_tokens(lexicon(class_counts(labelled, len(tokenizer), len(choices))),
+                              tokenizer, signature_nouns, config.max_df)
+
+
+def drop_common_tokens(lex: np.ndarray, tokenizer, signature_nouns: bool,
+                       max_df: float) -> np.ndarray:
+    """`lex` without the tokens in at least `max_df` of corpus-written stories (unchanged at
+    1.0): the stop list of the channel and of the lexical bound alike."""
+    if max_df >= 1:
+        return lex
+    return without_common(lex, corpus_story_frequency(tokenizer, signature_nouns), max_df)
 
 
 def corpus_story_frequency(tokenizer, signature_nouns: bool, per_emotion: int = 2,

@@ -162,7 +162,7 @@ def build_lexicon(tokenizer, classes: Sequence[str], sources: LexiconSources) ->
     import random
 
     from pipeline.inputs.stimuli import load_emotion_clusters, load_topics
-    from pipeline.testmodels.toy.channel import labelled_tokens
+    from pipeline.testmodels.toy.channel import drop_common_tokens, labelled_tokens
     from pipeline.testmodels.toy.channel_lexicon import class_counts, lexicon
     from pipeline.testmodels.toy.corpus import StoryWriter
 
@@ -183,14 +183,8 @@ def build_lexicon(tokenizer, classes: Sequence[str], sources: LexiconSources) ->
                     yield cls, tokenizer(story, add_special_tokens=False)["input_ids"], \
                         sources.story_weight
 
-    lex = lexicon(class_counts(labelled(), len(tokenizer), len(classes)))
-    if sources.max_df < 1:
-        from pipeline.testmodels.toy.channel import corpus_story_frequency
-        from pipeline.testmodels.toy.channel_lexicon import without_common
-
-        lex = without_common(lex, corpus_story_frequency(tokenizer, sources.signature_nouns),
-                             sources.max_df)
-    return lex
+    return drop_common_tokens(lexicon(class_counts(labelled(), len(tokenizer), len(classes))),
+                              tokenizer, sources.signature_nouns, sources.max_df)
 
 
 # The extraction stage's MAX_STORY_TOKENS; testmodels may not import the stages layer
@@ -334,16 +328,15 @@ def main(argv: list[str] | None = None) -> int:
         items = load_items(_built(args.artifacts, "stories"))
         story_sets.append((f"the {len(items)} stories of {args.artifacts}",
                            [(r["emotion"], r["text"]) for r in items]))
-    codes_by_set = []
     for name, texts in story_sets:
-        codes = emotion_codes(lex, story_inputs(tokenizer, texts))
+        inputs = story_inputs(tokenizer, texts)
+        codes = emotion_codes(lex, inputs)
         vectors = np.stack([codes[e] for e in twelve])
-        codes_by_set.append(vectors)
         print(f"  vectors from {name}: {_v3_text(v3_bound(read, vectors, twelve))}; "
               f"cluster-mates' cosine {mates_cosine(vectors, twelve, cluster_of):.2f}")
-    if args.artifacts is not None:
-        _print_channel_sizes(args.artifacts, args.layer, twelve, read, codes_by_set[-1],
-                             story_code_size(lex, story_inputs(tokenizer, story_sets[-1][1])))
+    if args.artifacts is not None:  # the last story set is the artifacts' own
+        _print_channel_sizes(args.artifacts, args.layer, twelve, read, vectors,
+                             story_code_size(lex, inputs))
     print(f"  (the twelve span {clusters_spanned(twelve, cluster_of)} Table 12 clusters: vectors "
           "that carry only their cluster give V3 that many hits on average)")
 
