@@ -1,4 +1,5 @@
-"""`python -m pipeline.testmodels.toy train | random-twin`: build the known-answer toy model and its twin."""
+"""`python -m pipeline.testmodels.toy train | random-twin | settle`: build the known-answer toy
+model and its twin; settle a channel toy's read position against its own vectors (settle.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.inputs.errors import BadInput
 from pipeline.testmodels.toy.channel import ChannelConfig
 from pipeline.testmodels.toy.corpus import CorpusConfig
 from pipeline.testmodels.toy.lens import LEVEL_UNITS, LensConfig
+from pipeline.testmodels.toy.settle import SettleConfig, settle_toy
 from pipeline.testmodels.toy.train import (
     RANDOM_TWIN_SEED,
     TOY_DIR,
@@ -104,6 +107,18 @@ def main(argv: list[str] | None = None) -> int:
     twin.add_argument("--toy-dir", type=Path, default=TOY_DIR,
                       help="trained toy whose tokenizer the twin shares")
     twin.add_argument("--seed", type=int, default=RANDOM_TWIN_SEED)
+    settle = sub.add_parser("settle", help="phase two for a toy trained with --channel: train "
+                            "how it reads the channel against its harness vectors (settle.py)")
+    settle.add_argument("--toy-dir", type=Path, required=True, help="a toy trained with --channel")
+    settle.add_argument("--vectors", type=Path, required=True,
+                        help="its vectors artifact folder, from `python -m pipeline build "
+                        "--model toy --stage vectors --model-path toy=TOY_DIR`")
+    settle.add_argument("--out", type=Path, required=True)
+    settle.add_argument("--steps", type=int, default=SettleConfig.steps)
+    settle.add_argument("--lr", type=float, default=SettleConfig.lr)
+    settle.add_argument("--seed", type=int, default=SettleConfig.seed)
+    settle.add_argument("--blocks", default=",".join(map(str, SettleConfig.blocks)),
+                        help="comma-separated blocks whose reading of the channel is trained")
     args = parser.parse_args(argv)
 
     import transformers
@@ -145,6 +160,22 @@ def main(argv: list[str] | None = None) -> int:
         out = train_toy(args.out, corpus, config,
                         log=lambda line: print(line, file=sys.stderr, flush=True),
                         lens=lens, shape=shape, channel=channel)
+    elif args.command == "settle":
+        try:
+            blocks = tuple(int(b) for b in args.blocks.split(","))
+        except ValueError:
+            parser.error(f"--blocks {args.blocks!r}: expected comma-separated block numbers, "
+                         "such as 1,2")
+        try:
+            config = SettleConfig(steps=args.steps, lr=args.lr, seed=args.seed, blocks=blocks)
+        except ValueError as error:
+            parser.error(str(error))
+        try:
+            out = settle_toy(args.toy_dir, args.vectors, args.out, config,
+                             log=lambda line: print(line, file=sys.stderr, flush=True))
+        except BadInput as error:  # one sentence, no traceback
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     else:
         out = build_random_twin(args.out, args.toy_dir, seed=args.seed)
     print(f"wrote {out} ({_size(out)})")
