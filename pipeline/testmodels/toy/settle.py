@@ -54,7 +54,9 @@ class SettleConfig:
     anchor_batch: int = 8  # corpus sequences per step
     anchor_max_len: int = 384
     anchor_examples: int = 6000  # the corpus sample the anchor draws from
-    blocks: tuple[int, ...] = (1, 2)  # blocks whose reading of R is trained
+    # Blocks whose reading of R is trained. Block 1 only: the toy steers and probes preferences
+    # at layer 1 (its output), so no block that reads a steering vector changes (run 13).
+    blocks: tuple[int, ...] = (1,)
     seed: int = 0
 
     def __post_init__(self) -> None:
