@@ -13,8 +13,9 @@ channel: the columns at the channel's dimensions R of each listed block's value,
 projections, and its norms' weights at R. Whatever the read position learns is then a
 function of the channel's code (plus the norm), which reads unseen messages as well as seen
 ones: held-out situations score as the trained ones (run 13). Every other weight is fixed, and
-the model's next-token distributions and analysis-layer states on its own corpus are anchored
-to where they were, so the stories it writes, and the vectors built from them, stay put.
+the model's next-token distributions and its states from the first trained block to the
+analysis layer, on its own corpus, are anchored to where they were, so the stories it writes,
+and the vectors built from them, stay put.
 
 None of this is a test item: the messages are the harness-authored situations
 (situations.py); the targets are the toy's own vectors; the harness still regenerates its
