@@ -114,18 +114,20 @@ def test_the_anchor_holds_what_the_model_does_elsewhere():
     train = _messages(rng, 48, labelled=True)
     anchors = [[rng.choice(WORDS) for _ in range(10)] for _ in range(16)]
     drift, learned = {}, {}
-    for weight in (0.0, 50.0):
+    # Weight 5 here: this model's anchor sequences are all channel words, as its messages are,
+    # so the toy's 50 would hold block 1's reading of them still (22 of 48 learned).
+    for weight in (0.0, 5.0):
         model, channel, targets = _planted()
         reference = model(torch.tensor(anchors)).logits.detach()
         learned[weight] = settle_read_position(
             model, train, targets, anchors, layer=LAYER, pad_id=0, dims=K,
-            config=SettleConfig(steps=60, lr=3e-2, batch=16, anchor_batch=8,
+            config=SettleConfig(steps=100, lr=3e-2, batch=16, anchor_batch=8,
                                 anchor_weight=weight),
             restore=channel.restore, log=lambda _line: None)["hits_after"]
         logits = model(torch.tensor(anchors)).logits.detach()
         drift[weight] = float((logits.log_softmax(-1) - reference.log_softmax(-1)).abs().mean())
-    assert drift[50.0] < 0.5 * drift[0.0]  # measured 0.016 against 0.088
-    assert learned[50.0] >= 0.9 * len(train)  # and the read positions still learn
+    assert drift[5.0] < 0.5 * drift[0.0]  # measured 0.022 against 0.099
+    assert learned[5.0] >= 0.9 * len(train)  # and the read positions still learn (48 of 48)
 
 
 def test_settle_refuses_bad_inputs_in_one_sentence(tmp_path, capsys):
