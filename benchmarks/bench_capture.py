@@ -30,9 +30,9 @@ from benchmarks.models import random_llama, tiny  # noqa: E402
 from pipeline.model.capture import (  # noqa: E402
     TokenizedText,
     _forward,
-    _pad_left,
     capture_stories,
     length_batches,
+    pad_rows,
 )
 
 
@@ -59,7 +59,7 @@ def timed(fn, repeats: int) -> float:
 
 def bare_forward(model, items, budget):
     for batch in length_batches(items, budget):
-        ids, mask = _pad_left([items[i].input_ids for i in batch], 0)
+        ids, mask = pad_rows([items[i].input_ids for i in batch], 0, left=True)
         _forward(model, ids, mask)
 
 

@@ -47,7 +47,7 @@ from pipeline.inputs.artifacts import ArtifactStore  # noqa: E402
 from pipeline.inputs.registry import get_spec  # noqa: E402
 from pipeline.inputs.scale import ScalePreset  # noqa: E402
 from pipeline.measures.results import load_items
-from pipeline.model.capture import _pad_left, base_model, length_batches, tokenize_texts  # noqa: E402
+from pipeline.model.capture import base_model, length_batches, pad_rows, tokenize_texts  # noqa: E402
 from pipeline.model.corpus import generate_corpus, neutral_jobs, story_jobs  # noqa: E402
 from pipeline.model.devices import decoding_threads, input_device  # noqa: E402
 from pipeline.model.generation import SamplingSettings  # noqa: E402
@@ -129,7 +129,7 @@ def capture_batches(tokenizer, texts, max_tokens: int, token_budget: int):
                            max_tokens)
     out = []
     for batch in length_batches(items, token_budget):
-        ids, mask = _pad_left([items[i].input_ids for i in batch], tokenizer.pad_token_id)
+        ids, mask = pad_rows([items[i].input_ids for i in batch], tokenizer.pad_token_id, left=True)
         out.append({"input_ids": ids, "attention_mask": mask})
     return out
 

@@ -101,13 +101,17 @@ def pack_in_order(order: Sequence[int], lengths: Sequence[int],
     return batches
 
 
-def _pad_left(rows: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_rows(rows: Sequence[Sequence[int]], pad_id: int, *,
+             left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids [B, T] and attention mask, padded on the left (capture: every row ends at the
+    last column) or on the right (training: position i is token i of every row)."""
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for b, row in enumerate(rows):
-        ids[b, width - len(row) :] = torch.tensor(row)
-        mask[b, width - len(row) :] = 1
+        span = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[b, span] = torch.tensor(list(row), dtype=torch.long)
+        mask[b, span] = 1
     return ids, mask
 
 
@@ -235,7 +239,7 @@ def capture_stories(
     n_short = 0
     with layer_hooks(model, range(n_layers), acc):
         for batch in length_batches(items, token_budget):
-            ids, mask = _pad_left([items[i].input_ids for i in batch], pad_id)
+            ids, mask = pad_rows([items[i].input_ids for i in batch], pad_id, left=True)
             positions = position_ids_from_mask(mask)
             starts = _per_row([pool_start(items[i]) for i in batch], mask)
             pooled = (mask.bool() & (positions >= starts)).float()  # [B, T]
@@ -280,7 +284,7 @@ def capture_neutral(
     special = torch.tensor(sorted(special_ids)) if special_ids else torch.empty(0, dtype=torch.long)
     with layer_hooks(model, layers, acc):
         for batch in length_batches(items, token_budget):
-            ids, mask = _pad_left([items[i].input_ids for i in batch], pad_id)
+            ids, mask = pad_rows([items[i].input_ids for i in batch], pad_id, left=True)
             positions = position_ids_from_mask(mask)
             starts = _per_row([items[i].content_start for i in batch], mask)
             # The sink is dropped by position, not by id: without a BOS it is an ordinary word.

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from pipeline.model.capture import POOL_FROM
+from pipeline.model.capture import POOL_FROM, pad_rows
 from pipeline.model.hooks import layer_hooks
 from pipeline.testmodels.toy.lens import graded_axis_loss
 
@@ -80,13 +80,9 @@ def measure_emotion_directions(model, stories: Mapping[str, Sequence[list[int]]]
     with torch.no_grad(), layer_hooks(model, [layer], grab):
         for begin in range(0, len(flat), chunk):
             part = flat[begin : begin + chunk]
-            width = max(len(ids) for _, ids, _ in part)
-            ids = torch.full((len(part), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(part), width), dtype=torch.long)
+            ids, mask = pad_rows([seq for _, seq, _ in part], pad_id, left=False)
+            width = ids.shape[1]
             first = torch.tensor([offset + POOL_FROM for _, _, offset in part])[:, None]
-            for row, (_, seq, _) in enumerate(part):
-                ids[row, : len(seq)] = torch.tensor(seq)
-                mask[row, : len(seq)] = 1
             model.model(input_ids=ids, attention_mask=mask, use_cache=False)
             hidden = captured["h"].float()
             pooled = (mask.bool() & (torch.arange(width)[None, :] >= first)).float()

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from pipeline.model.capture import POOL_FROM
+from pipeline.model.capture import POOL_FROM, pad_rows
 from pipeline.model.hooks import layer_hooks
 
 
@@ -65,12 +65,8 @@ def measure_direction(model, positive: Sequence[list[int]], negative: Sequence[l
 
     with torch.no_grad(), layer_hooks(model, [layer], grab):
         for group in (positive, negative):
-            width = max(len(ids) for ids in group)
-            ids = torch.full((len(group), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(group), width), dtype=torch.long)
-            for row, seq in enumerate(group):
-                ids[row, : len(seq)] = torch.tensor(seq)
-                mask[row, : len(seq)] = 1
+            ids, mask = pad_rows(group, pad_id, left=False)
+            width = ids.shape[1]
             model.model(input_ids=ids, attention_mask=mask, use_cache=False)
             hidden = captured["h"].float()  # [B, T, d]
             positions = torch.arange(width)[None, :]

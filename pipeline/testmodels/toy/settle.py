@@ -35,13 +35,20 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
 from pipeline.inputs.artifacts import Artifact
 from pipeline.inputs.errors import BadInput
 from pipeline.measures.results import load_vectors
+from pipeline.model.capture import pad_rows
 from pipeline.model.hooks import layer_hooks
 from pipeline.model.loading import weights_fingerprint
 from pipeline.model.prompts import render_prompt
+from pipeline.testmodels.tiny import check_model_dir, write_model_dir
+from pipeline.testmodels.toy.channel import ChannelConfig, plant_channel, twelve_emotion_lexicon
+from pipeline.testmodels.toy.corpus import CorpusConfig, build_corpus, corpus_sha256
+from pipeline.testmodels.toy.situations import IMPLICIT_SITUATIONS
+from pipeline.testmodels.toy.train import encode, torch_settings
 
 TAU = 0.05  # as directions.py: a cosine gap of 0.05 is one nat
 
@@ -106,16 +113,6 @@ def channel_reading_mask(model, dims: int, blocks: Sequence[int]) -> dict[torch.
     return masks
 
 
-def _collate(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        ids[row, : len(seq)] = torch.tensor(list(seq))
-        mask[row, : len(seq)] = 1
-    return ids, mask
-
-
 def _forward(model, ids: torch.Tensor, mask: torch.Tensor, layers: Sequence[int]):
     """The listed layers' outputs (in order) and the logits."""
     captured: dict[int, torch.Tensor] = {}
@@ -125,10 +122,13 @@ def _forward(model, ids: torch.Tensor, mask: torch.Tensor, layers: Sequence[int]
 
 
 def read_activations(model, items: Sequence[ReadItem], layer: int, pad_id: int) -> torch.Tensor:
-    """[N, d]: each item's analysis-layer state at its read position (right padding)."""
-    ids, mask = _collate([item.ids for item in items], pad_id)
-    (hidden,), _ = _forward(model, ids, mask, [layer])
-    return hidden[torch.arange(len(items)), torch.tensor([item.read for item in items])]
+    """[N, d]: each item's analysis-layer state at its read position (right padding). The
+    decoder stack only: one position of one layer is read, no vocabulary logits."""
+    ids, mask = pad_rows([item.ids for item in items], pad_id, left=False)
+    captured: dict[int, torch.Tensor] = {}
+    with layer_hooks(model, [layer], captured.__setitem__):
+        model.model(input_ids=ids, attention_mask=mask, use_cache=False)
+    return captured[layer][torch.arange(len(items)), torch.tensor([i.read for i in items])]
 
 
 def choice_loss(hidden: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor,
@@ -171,7 +171,7 @@ def settle_read_position(model, items: Sequence[ReadItem], targets: torch.Tensor
     hooks = [w.register_hook(lambda g, m=m: g * m.to(g.dtype)) for w, m in masks.items()]
     optimizer = torch.optim.AdamW(list(masks), lr=config.lr, betas=(0.9, 0.95),
                                   weight_decay=0.0)
-    labels_of = lambda batch: torch.tensor([i.label for i in batch])  # noqa: E731
+    items, anchors = list(items), list(anchors)  # sampled from every step
     model.eval()
     before = hits(model, items, targets, layer, pad_id)
     started = time.time()
@@ -179,15 +179,14 @@ def settle_read_position(model, items: Sequence[ReadItem], targets: torch.Tensor
     try:
         for step in range(config.steps):
             model.train()
-            batch = rng.sample(list(items), min(config.batch, len(items)))
+            batch = rng.sample(items, min(config.batch, len(items)))
             loss = choice_loss(read_activations(model, batch, layer, pad_id), targets,
-                               labels_of(batch))
+                               torch.tensor([i.label for i in batch]))
             recent["choice"].append(loss.item())
             if anchors and config.anchor_weight > 0:
-                seqs = [list(s)[: config.anchor_max_len]
-                        for s in rng.sample(list(anchors), min(config.anchor_batch,
-                                                               len(anchors)))]
-                ids, mask = _collate(seqs, pad_id)
+                seqs = [s[: config.anchor_max_len]
+                        for s in rng.sample(anchors, min(config.anchor_batch, len(anchors)))]
+                ids, mask = pad_rows(seqs, pad_id, left=False)
                 with torch.no_grad():
                     base_states, base_logits = _forward(base, ids, mask, held)
                 states, logits = _forward(model, ids, mask, held)
@@ -267,9 +266,6 @@ def settle_toy(toy_dir: Path, vectors_dir: Path, out_dir: Path,
                config: SettleConfig = SettleConfig(), layer: int = 2,
                log: Callable[[str], None] = print) -> Path:
     """Settle the channel toy in `toy_dir` against its harness vectors and write `out_dir`."""
-    from pipeline.testmodels.tiny import check_model_dir
-    from pipeline.testmodels.toy.train import torch_settings
-
     toy_dir, vectors_dir = Path(toy_dir), Path(vectors_dir)
     provenance = _check_inputs(toy_dir, vectors_dir)
     try:
@@ -282,18 +278,6 @@ def settle_toy(toy_dir: Path, vectors_dir: Path, out_dir: Path,
 
 def _settle_toy(toy_dir: Path, vectors_dir: Path, out_dir: Path, provenance: dict[str, Any],
                 config: SettleConfig, layer: int, log: Callable[[str], None]) -> Path:
-    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
-
-    from pipeline.testmodels.tiny import write_model_dir
-    from pipeline.testmodels.toy.channel import (
-        ChannelConfig,
-        plant_channel,
-        twelve_emotion_lexicon,
-    )
-    from pipeline.testmodels.toy.corpus import CorpusConfig, build_corpus, corpus_sha256
-    from pipeline.testmodels.toy.situations import IMPLICIT_SITUATIONS
-    from pipeline.testmodels.toy.train import encode
-
     started = time.time()
     torch.manual_seed(config.seed)
     tokenizer = PreTrainedTokenizerFast.from_pretrained(toy_dir)
