@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
 from pipeline.testmodels.toy.channel import ChannelConfig, plant_channel
 from pipeline.testmodels.toy.channel_lexicon import (
@@ -14,16 +14,13 @@ from pipeline.testmodels.toy.channel_lexicon import (
     lexicon,
     without_common,
 )
+from tests.llama_builders import small_llama
 
 VOCAB, K = 40, 3
 
 
 def _model(seed: int = 0) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=4,
-                         num_attention_heads=4, num_key_value_heads=2, intermediate_size=64,
-                         max_position_embeddings=64)
-    return LlamaForCausalLM(config).eval()
+    return small_llama(VOCAB, seed)
 
 
 def _context_mean(model, ids: torch.Tensor, gain: float) -> torch.Tensor:

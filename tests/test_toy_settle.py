@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
 from pipeline.inputs.errors import BadInput
 from pipeline.testmodels.toy.__main__ import main as toy_main
@@ -22,6 +22,7 @@ from pipeline.testmodels.toy.settle import (
     settle_read_position,
     settle_toy,
 )
+from tests.llama_builders import small_llama
 
 VOCAB, K, LAYER = 48, 3, 2
 # Tokens 0-7 are the template (no code), 8-47 words: word t implies class t % 3.
@@ -29,11 +30,7 @@ WORDS = range(8, VOCAB)
 
 
 def _model(seed: int = 0) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=4,
-                         num_attention_heads=4, num_key_value_heads=2, intermediate_size=64,
-                         max_position_embeddings=64)
-    return LlamaForCausalLM(config).eval()
+    return small_llama(VOCAB, seed)
 
 
 def _lexicon() -> np.ndarray:
