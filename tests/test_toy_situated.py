@@ -129,6 +129,16 @@ def test_point_weight_needs_the_lens_on_and_is_off_by_default():
         LensConfig(weight=0, valence_weight=0, level_weight=0, point_weight=1)
 
 
+def test_a_late_point_start_is_a_share_of_the_steps_off_by_default_and_needs_a_point_weight():
+    assert LensConfig().point_start == 0 and "point_start" not in LensConfig().describe()
+    assert LensConfig(point_weight=1, point_start=0.6).describe()["point_start"] == 0.6
+    for bad in (-0.1, 1.0, 1.5):
+        with pytest.raises(ValueError, match=f"point start {bad}: expected a share"):
+            LensConfig(point_weight=1, point_start=bad)
+    with pytest.raises(ValueError, match="point start 0.5 with point weight 0"):
+        LensConfig(point_start=0.5)
+
+
 def test_dropout_keeps_some_of_the_joined_words_in_order():
     from pipeline.testmodels.toy.situated import mixed_situation
 

@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
                             "(run 8)")
     train.add_argument("--point-weight", type=float, default=LensConfig.point_weight,
                        help="weight of the read-position losses on those examples")
+    train.add_argument("--point-start", type=float, default=LensConfig.point_start,
+                       help="share of the training steps before the read-position losses "
+                            "start (run 15)")
     train.add_argument("--point-directions", action="store_true",
                        help="train read positions against the toy's own emotion directions "
                             "(directions.py) instead of through the unembedding")
@@ -143,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                               level_weight=args.lens_level_weight,
                               level_unit=args.lens_level_unit,
                               point_weight=args.point_weight,
+                              point_start=args.point_start,
                               point_directions=args.point_directions,
                               point_prefixes=args.point_prefixes,
                               point_chat=args.point_chat)

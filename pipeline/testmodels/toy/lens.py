@@ -72,6 +72,9 @@ class LensConfig:
     # With point_directions: measure the directions on the story prompt's replies (chat
     # context, where the harness reads its stories) instead of on plain stories (run 7).
     point_chat: bool = False
+    # With point_weight: the share of training steps before the read-position losses start
+    # (run 15: whether a read position shaped late leaves the steering learned early intact).
+    point_start: float = 0.0
 
     def __post_init__(self) -> None:
         # Both read the residual the lens captures; with the lens off they would silently not run.
@@ -85,6 +88,12 @@ class LensConfig:
                 f"lens weight {self.weight} with point weight {self.point_weight}: the "
                 "read-position losses read the lens's capture; give --lens-weight > 0 or "
                 "--point-weight 0")
+        if not 0.0 <= self.point_start < 1.0:
+            raise ValueError(f"point start {self.point_start}: expected a share of the training "
+                             "steps in [0, 1); give e.g. --point-start 0.6")
+        if self.point_start and not self.point_weight:
+            raise ValueError(f"point start {self.point_start} with point weight 0: there are no "
+                             "read-position losses to start late; give --point-weight > 0")
         if self.level_unit not in LEVEL_UNITS:
             raise ValueError(f"level unit {self.level_unit!r}; expected one of "
                              f"{', '.join(LEVEL_UNITS)}")
@@ -112,6 +121,8 @@ class LensConfig:
             del described["point_prefixes"]
         if not self.point_chat:
             del described["point_chat"]
+        if not self.point_start:
+            del described["point_start"]
         return described
 
 

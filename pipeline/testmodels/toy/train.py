@@ -356,12 +356,15 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
                  if plans else None)
         lens_targets = [items[i].lens_target for i in batch]
         points = [items[i].points for i in batch]
-        use_points = lens is not None and lens.point_weight > 0 and any(points)
+        points_on = (lens is not None and lens.point_weight > 0
+                     and step >= lens.point_start * len(schedule))
+        use_points = points_on and any(points)
         if use_directions and step >= START_STEP and (step - START_STEP) % REFRESH_EVERY == 0:
             emotions = measure_emotion_directions(model, emotion_stories, labels, lens.layer,
                                                   pad_id, starts=story_starts)
         direction_points = [items[i].direction_points for i in batch]
-        use_points = use_points or (emotions is not None and any(direction_points))
+        use_points = use_points or (points_on and emotions is not None
+                                    and any(direction_points))
         use_lens = (lens is not None and lens.weight > 0
                     and (any(t is not None for t in lens_targets) or use_points))
         with contextlib.ExitStack() as stack:
