@@ -11,6 +11,8 @@ from pipeline.testmodels.toy.lens import (
     lens_loss,
     level_loss,
     loud_directions,
+    neutral_rows,
+    neutral_steer_loss,
     valence_axis,
     valence_axis_loss,
 )
@@ -147,6 +149,41 @@ def test_story_level_loss_sees_the_stories_means_not_their_positions():
     assert level_loss(early, mask, targets, directions, start=4, unit="story") < 1e-10
     one = [LensTarget(7), None]
     assert level_loss(shifted, mask, one, directions, start=4, unit="story") is None
+
+
+def test_neutral_steer_loss_sees_only_neutral_rows_and_is_zero_when_they_sit_still_along_d():
+    direction = torch.zeros(16)
+    direction[3] = 1.0
+    targets = [LensTarget(None, valence=0.0), LensTarget(7, valence=1.0), None,
+               LensTarget(None, valence=0.0)]
+    assert neutral_rows(targets) == [0, 3]  # a story (word) and an untargeted row are not
+    mask = torch.ones(4, 6)
+    generator = torch.Generator().manual_seed(3)
+    still = torch.randn(4, 6, 16, generator=generator)
+    still[..., 3] = 0.0  # neutral text orthogonal to d: nothing to remove
+    assert neutral_steer_loss(still, mask, [0, 3], direction) == pytest.approx(0.0, abs=1e-12)
+    wandering = still.clone()
+    wandering[0, :, 3] = torch.linspace(-4, 4, 6)  # one neutral row wanders along d
+    spread = neutral_steer_loss(wandering, mask, [0, 3], direction)
+    assert spread > 0.01
+    # Rows outside `rows`, padding and position 0 (the attention sink) are not read.
+    other = wandering.clone()
+    other[1, :, 3] = 50.0
+    other[3, 0, 3] = 50.0
+    padded = mask.clone()
+    padded[0, 5] = 0
+    other[0, 5, 3] = 50.0
+    assert neutral_steer_loss(other, padded, [0, 3], direction) == pytest.approx(
+        neutral_steer_loss(wandering, padded, [0, 3], direction))
+    assert neutral_steer_loss(still, mask, [], direction) is None
+
+
+def test_neutral_steer_weight_is_off_by_default_and_not_negative():
+    assert LensConfig().neutral_steer_weight == 0
+    assert "neutral_steer_weight" not in LensConfig().describe()
+    assert LensConfig(neutral_steer_weight=10).describe()["neutral_steer_weight"] == 10
+    with pytest.raises(ValueError, match="neutral steer weight -1"):
+        LensConfig(neutral_steer_weight=-1)
 
 
 def test_an_unknown_level_unit_is_one_sentence():

@@ -72,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--point-start", type=float, default=LensConfig.point_start,
                        help="share of the training steps before the read-position losses "
                             "start (run 15)")
+    train.add_argument("--neutral-steer-weight", type=float,
+                       default=LensConfig.neutral_steer_weight,
+                       help="weight holding the neutral dialogues still along the intervention "
+                            "direction at the steering layer (run 15; docs/TOY.md)")
     train.add_argument("--point-directions", action="store_true",
                        help="train read positions against the toy's own emotion directions "
                             "(directions.py) instead of through the unembedding")
@@ -147,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                               level_unit=args.lens_level_unit,
                               point_weight=args.point_weight,
                               point_start=args.point_start,
+                              neutral_steer_weight=args.neutral_steer_weight,
                               point_directions=args.point_directions,
                               point_prefixes=args.point_prefixes,
                               point_chat=args.point_chat)

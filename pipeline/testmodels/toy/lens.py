@@ -75,6 +75,13 @@ class LensConfig:
     # With point_weight: the share of training steps before the read-position losses start
     # (run 15: whether a read position shaped late leaves the steering learned early intact).
     point_start: float = 0.0
+    # The steering layer's twin of the neutral valence-axis target (run 15): the variance of
+    # cos(h, d) over the neutral dialogues' tokens at the intervention layer, d being the
+    # valence direction training intervenes along. The harness denoises its vectors by
+    # projecting out the top principal components of neutral dialogues; where neutral text
+    # wanders along d (the situated toys: cos 0.8-0.9 between d and the first neutral PC at
+    # layer 1), that removes d from every steering vector, and steering shrinks to noise.
+    neutral_steer_weight: float = 0.0
 
     def __post_init__(self) -> None:
         # Both read the residual the lens captures; with the lens off they would silently not run.
@@ -94,6 +101,9 @@ class LensConfig:
         if self.point_start and not self.point_weight:
             raise ValueError(f"point start {self.point_start} with point weight 0: there are no "
                              "read-position losses to start late; give --point-weight > 0")
+        if self.neutral_steer_weight < 0:
+            raise ValueError(f"neutral steer weight {self.neutral_steer_weight}: expected >= 0 "
+                             "(0: off)")
         if self.level_unit not in LEVEL_UNITS:
             raise ValueError(f"level unit {self.level_unit!r}; expected one of "
                              f"{', '.join(LEVEL_UNITS)}")
@@ -123,6 +133,8 @@ class LensConfig:
             del described["point_chat"]
         if not self.point_start:
             del described["point_start"]
+        if not self.neutral_steer_weight:
+            del described["neutral_steer_weight"]
         return described
 
 
@@ -238,6 +250,30 @@ def level_loss(hidden: torch.Tensor, mask: torch.Tensor, targets: Sequence[LensT
     if picked.shape[0] < 2:
         return None
     return picked.var(dim=0, unbiased=False).sum()
+
+
+def neutral_rows(targets: Sequence[LensTarget | None]) -> list[int]:
+    """The rows whose lens target is neutral text (no word, valence 0): the corpus's neutral
+    dialogues."""
+    return [row for row, t in enumerate(targets)
+            if t is not None and t.word is None and t.valence == 0.0]
+
+
+def neutral_steer_loss(hidden: torch.Tensor, mask: torch.Tensor, rows: Sequence[int],
+                       direction: torch.Tensor) -> torch.Tensor | None:
+    """The variance of cos(h, direction) over the real tokens after position 0 of `rows` (the
+    token set the harness's neutral statistics use); None with fewer than two such tokens."""
+    if not rows:
+        return None
+    index = torch.tensor(list(rows))
+    h = hidden[index].float()
+    positions = torch.arange(h.shape[1])[None, :]
+    select = mask[index].bool() & (positions > 0)
+    cosine = (h @ direction) / h.norm(dim=-1).clamp(min=1e-6)  # [R, T]
+    picked = cosine[select]
+    if picked.shape[0] < 2:
+        return None
+    return picked.var(unbiased=False)
 
 
 @dataclass(frozen=True)

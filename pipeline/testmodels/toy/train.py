@@ -109,6 +109,8 @@ from pipeline.testmodels.toy.lens import (
     lens_loss,
     level_loss,
     loud_directions,
+    neutral_rows,
+    neutral_steer_loss,
     point_losses,
     valence_axis,
     valence_axis_loss,
@@ -334,7 +336,7 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
     use_directions = lens is not None and lens.point_weight > 0 and lens.point_directions
     if use_directions and emotion_stories is None:
         raise ValueError("direction point losses need `emotion_stories` to measure directions")
-    captured: dict[str, torch.Tensor] = {}  # the lens layer's output, batch by batch
+    captured: dict[int, torch.Tensor] = {}  # watched layers' outputs, batch by batch
     started = time.time()
     for step, batch in enumerate(schedule):
         for group in optimizer.param_groups:
@@ -370,12 +372,17 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
         with contextlib.ExitStack() as stack:
             stack.enter_context(added_at(model, intervention.layer if intervention else 0,
                                          delta))
-            if use_lens:
+            hold_neutral = (lens is not None and lens.neutral_steer_weight > 0
+                            and direction is not None and intervention is not None
+                            and bool(neutral_rows(lens_targets)))
+            if use_lens or hold_neutral:
+                watched = sorted({*([lens.layer] if use_lens else []),
+                                  *([intervention.layer] if hold_neutral else [])})
                 stack.enter_context(layer_hooks(
-                    model, [lens.layer], lambda _l, hidden: captured.__setitem__("h", hidden)))
+                    model, watched, lambda layer, hidden: captured.__setitem__(layer, hidden)))
             loss, per_row = batch_loss(model, ids, mask, targets, plans, choice_ids)
         if use_lens:
-            aux = lens_loss(captured["h"], mask, lens_targets,
+            aux = lens_loss(captured[lens.layer], mask, lens_targets,
                             model.get_output_embeddings().weight, lens.start,
                             lens_log_scale.exp(), lens.tone_mass)
             if aux is not None:  # None: only neutral rows (valence-axis targets) in the batch
@@ -384,27 +391,27 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
             if lens.valence_weight > 0:
                 unembedding = model.get_output_embeddings().weight
                 axis = valence_axis(unembedding, *tone_ids)
-                gap = valence_axis_loss(captured["h"], mask, lens_targets, axis, lens.start,
+                gap = valence_axis_loss(captured[lens.layer], mask, lens_targets, axis, lens.start,
                                         lens.valence_margin)
                 if gap is not None:
                     recent["valence"].append(gap.item())
                     loss = loss + lens.valence_weight * gap
             if lens.level_weight > 0:
-                spread = level_loss(captured["h"], mask, lens_targets,
+                spread = level_loss(captured[lens.layer], mask, lens_targets,
                                     loud_directions(model.get_output_embeddings().weight),
                                     lens.start, lens.level_unit)
                 if spread is not None:
                     recent["level"].append(spread.item())
                     loss = loss + lens.level_weight * spread
             if use_points and emotions is not None:
-                choice, graded = direction_point_losses(captured["h"], direction_points,
+                choice, graded = direction_point_losses(captured[lens.layer], direction_points,
                                                         emotions, choices, lens.valence_margin)
                 terms = {"point_choice": (choice, 1.0),
                          "point_valence": (graded, lens.valence_weight)}
             elif use_points:
                 unembedding = model.get_output_embeddings().weight
                 point_lens, point_valence = point_losses(
-                    captured["h"], points, unembedding, lens_log_scale.exp(), lens.tone_mass,
+                    captured[lens.layer], points, unembedding, lens_log_scale.exp(), lens.tone_mass,
                     valence_axis(unembedding, *tone_ids), lens.valence_margin)
                 terms = {"point_lens": (point_lens, 1.0),
                          "point_valence": (point_valence, lens.valence_weight)}
@@ -412,6 +419,13 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
                 if term is not None:
                     recent[name].append(term.item())
                     loss = loss + lens.point_weight * share * term
+        if hold_neutral:
+            spread = neutral_steer_loss(captured[intervention.layer], mask,
+                                        neutral_rows(lens_targets),
+                                        direction.unit.to(captured[intervention.layer].dtype))
+            if spread is not None:
+                recent["neutral_steer"].append(spread.item())
+                loss = loss + lens.neutral_steer_weight * spread
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
