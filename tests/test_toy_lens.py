@@ -11,7 +11,6 @@ from pipeline.testmodels.toy.lens import (
     lens_loss,
     level_loss,
     loud_directions,
-    neutral_rows,
     neutral_steer_loss,
     valence_axis,
     valence_axis_loss,
@@ -151,12 +150,9 @@ def test_story_level_loss_sees_the_stories_means_not_their_positions():
     assert level_loss(shifted, mask, one, directions, start=4, unit="story") is None
 
 
-def test_neutral_steer_loss_sees_only_neutral_rows_and_is_zero_when_they_sit_still_along_d():
+def test_neutral_steer_loss_reads_its_rows_and_is_zero_when_they_sit_still_along_d():
     direction = torch.zeros(16)
     direction[3] = 1.0
-    targets = [LensTarget(None, valence=0.0), LensTarget(7, valence=1.0), None,
-               LensTarget(None, valence=0.0)]
-    assert neutral_rows(targets) == [0, 3]  # a story (word) and an untargeted row are not
     mask = torch.ones(4, 6)
     generator = torch.Generator().manual_seed(3)
     still = torch.randn(4, 6, 16, generator=generator)
@@ -214,3 +210,24 @@ def test_bad_toy_options_are_one_sentence_and_exit_2(tmp_path, capsys):
         err = capsys.readouterr().err
         assert named in err and "Traceback" not in err
     assert not (tmp_path / "toy").exists()
+
+
+def test_the_neutral_hold_reads_the_dialogues_as_the_harness_cuts_and_reads_its_own():
+    from transformers import AutoTokenizer
+
+    from pipeline.testmodels.toy.corpus import Example
+    from pipeline.testmodels.toy.train import plain_neutral_dialogues
+
+    tokenizer = AutoTokenizer.from_pretrained(TOY_DIR)
+    examples = [
+        Example("neutral", "Person: How far is it?\n\nAI: Five kilometers.\n\n[dialogue 2]\n\n"
+                           "Person: Which ocean?\n\nAI: The Atlantic.", user="Write dialogues."),
+        Example("story", "Person: not a dialogue"),
+    ]
+    dialogues = plain_neutral_dialogues(tokenizer, examples)
+    assert len(dialogues) == 2  # two dialogues of the neutral example, nothing of the story
+    assert all(ids[0] == tokenizer.bos_token_id for ids in dialogues)  # plain text, BOS first
+    text = tokenizer.decode(dialogues[1], skip_special_tokens=True)
+    assert text.startswith("Human: Which ocean?") and "Assistant: The Atlantic." in text
+    assert "Person" not in text and "[dialogue" not in text
+    assert len(plain_neutral_dialogues(tokenizer, examples, max_tokens=4)[0]) == 4

@@ -76,8 +76,9 @@ class LensConfig:
     # (run 15: whether a read position shaped late leaves the steering learned early intact).
     point_start: float = 0.0
     # The steering layer's twin of the neutral valence-axis target (run 15): the variance of
-    # cos(h, d) over the neutral dialogues' tokens at the intervention layer, d being the
-    # valence direction training intervenes along. The harness denoises its vectors by
+    # cos(h, d) at the intervention layer over the tokens of plain-text neutral dialogues (as
+    # the harness reads its own for the denoising), d being the valence direction training
+    # intervenes along. The harness denoises its vectors by
     # projecting out the top principal components of neutral dialogues; where neutral text
     # wanders along d (the situated toys: cos 0.8-0.9 between d and the first neutral PC at
     # layer 1), that removes d from every steering vector, and steering shrinks to noise.
@@ -250,13 +251,6 @@ def level_loss(hidden: torch.Tensor, mask: torch.Tensor, targets: Sequence[LensT
     if picked.shape[0] < 2:
         return None
     return picked.var(dim=0, unbiased=False).sum()
-
-
-def neutral_rows(targets: Sequence[LensTarget | None]) -> list[int]:
-    """The rows whose lens target is neutral text (no word, valence 0): the corpus's neutral
-    dialogues."""
-    return [row for row, t in enumerate(targets)
-            if t is not None and t.word is None and t.valence == 0.0]
 
 
 def neutral_steer_loss(hidden: torch.Tensor, mask: torch.Tensor, rows: Sequence[int],

@@ -55,7 +55,8 @@ from pipeline.inputs.stimuli import (
     load_valence_labels,
 )
 from pipeline.measures.logit_lens import whole_word_token
-from pipeline.model.capture import pack_in_order
+from pipeline.model.capture import pack_in_order, pad_rows
+from pipeline.model.corpus import split_dialogues
 from pipeline.model.hooks import layer_hooks
 from pipeline.model.prompts import char_span_to_token_span, render_prompt
 from pipeline.testmodels.tiny import (
@@ -109,7 +110,6 @@ from pipeline.testmodels.toy.lens import (
     lens_loss,
     level_loss,
     loud_directions,
-    neutral_rows,
     neutral_steer_loss,
     point_losses,
     valence_axis,
@@ -142,6 +142,10 @@ def toy_shape(width: int) -> dict[str, Any]:
 # Extra tokenizer-training texts: the emotion words, so that most become single tokens.
 EMOTION_WORD_REPEATS = 200
 RANDOM_TWIN_SEED = 1
+# The neutral hold (LensConfig.neutral_steer_weight): plain neutral dialogues read each step, and
+# their length cap (the toy's own neutral calls are 192 tokens at the smoke scale).
+NEUTRAL_ROWS = 8
+NEUTRAL_MAX_TOKENS = 256
 
 
 @dataclass(frozen=True)
@@ -301,7 +305,8 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
                 tone_ids: tuple[Sequence[int], Sequence[int]] = ((), ()),
                 emotion_stories: dict[str, list[list[int]]] | None = None,
                 story_starts: dict[str, list[int]] | None = None,
-                channel: PlantedChannel | None = None) -> dict[str, Any]:
+                channel: PlantedChannel | None = None,
+                neutral_texts: Sequence[list[int]] = ()) -> dict[str, Any]:
     """AdamW over `config.epochs` passes; returns the loss history summary.
 
     With `intervention` (and `stories` to measure its direction), A/B examples are trained
@@ -314,6 +319,7 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
     rng = random.Random(config.seed + 1)
     plan_rng = random.Random(config.seed + 2)
     noise = torch.Generator().manual_seed(config.seed + 3)
+    hold_rng = random.Random(config.seed + 4)  # which neutral dialogues the hold reads
     schedule = [b for _ in range(config.epochs) for b in make_batches(items, config.token_budget,
                                                                        rng)]
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
@@ -372,14 +378,9 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
         with contextlib.ExitStack() as stack:
             stack.enter_context(added_at(model, intervention.layer if intervention else 0,
                                          delta))
-            hold_neutral = (lens is not None and lens.neutral_steer_weight > 0
-                            and direction is not None and intervention is not None
-                            and bool(neutral_rows(lens_targets)))
-            if use_lens or hold_neutral:
-                watched = sorted({*([lens.layer] if use_lens else []),
-                                  *([intervention.layer] if hold_neutral else [])})
+            if use_lens:
                 stack.enter_context(layer_hooks(
-                    model, watched, lambda layer, hidden: captured.__setitem__(layer, hidden)))
+                    model, [lens.layer], lambda layer, hidden: captured.__setitem__(layer, hidden)))
             loss, per_row = batch_loss(model, ids, mask, targets, plans, choice_ids)
         if use_lens:
             aux = lens_loss(captured[lens.layer], mask, lens_targets,
@@ -419,10 +420,19 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
                 if term is not None:
                     recent[name].append(term.item())
                     loss = loss + lens.point_weight * share * term
-        if hold_neutral:
-            spread = neutral_steer_loss(captured[intervention.layer], mask,
-                                        neutral_rows(lens_targets),
-                                        direction.unit.to(captured[intervention.layer].dtype))
+        if (lens is not None and lens.neutral_steer_weight > 0 and direction is not None
+                and neutral_texts):
+            # Neutral dialogues as the harness reads them for its denoising: plain text, BOS
+            # first (pipeline.stages.extraction.neutral_stats_stage), not the chat rows above.
+            rows = [neutral_texts[i] for i in hold_rng.sample(range(len(neutral_texts)),
+                                                              min(NEUTRAL_ROWS,
+                                                                  len(neutral_texts)))]
+            plain_ids, plain_mask = pad_rows(rows, pad_id, left=False)
+            with layer_hooks(model, [intervention.layer],
+                             lambda layer, hidden: captured.__setitem__(layer, hidden)):
+                model.model(input_ids=plain_ids, attention_mask=plain_mask, use_cache=False)
+            spread = neutral_steer_loss(captured[intervention.layer], plain_mask,
+                                        range(len(rows)), direction.unit)
             if spread is not None:
                 recent["neutral_steer"].append(spread.item())
                 loss = loss + lens.neutral_steer_weight * spread
@@ -514,6 +524,20 @@ def with_point_targets(tokenizer, examples: Sequence[Example],
             item = dataclasses.replace(item, points=(
                 PointTarget(item.read, valence=example.meta["valence"]),))
         out.append(item)
+    return out
+
+
+def plain_neutral_dialogues(tokenizer, examples: Sequence[Example],
+                            max_tokens: int = NEUTRAL_MAX_TOKENS) -> list[list[int]]:
+    """Every neutral example's dialogues as the harness cuts and reads its own generated ones
+    (`split_dialogues`: Person/AI become Human/Assistant; BOS + text, at most `max_tokens`)."""
+    out = []
+    for example in examples:
+        if example.kind == "neutral":
+            for dialogue in split_dialogues(example.completion):
+                if dialogue:
+                    out.append(tokenizer(dialogue, add_special_tokens=True, truncation=True,
+                                         max_length=max_tokens)["input_ids"])
     return out
 
 
@@ -636,11 +660,13 @@ def _train_toy(out_dir: Path, corpus_config: CorpusConfig, config: TrainConfig,
         emotion_stories, story_starts = stories_by_emotion(
             tokenizer, examples, STORIES_PER_EMOTION, tuple(IMPLICIT_SITUATIONS),
             STORIES_PER_CHOICE, chat=lens.point_chat)
+    neutral_texts = (plain_neutral_dialogues(tokenizer, examples)
+                     if lens.neutral_steer_weight > 0 else [])
     summary = train_model(model, items, tokenizer.pad_token_id, config, log,
                           intervention=intervention, stories=stories, choice_ids=choice_ids,
                           lens=lens, tone_ids=(tones["positive"], tones["negative"]),
                           emotion_stories=emotion_stories, story_starts=story_starts,
-                          channel=channel)
+                          channel=channel, neutral_texts=neutral_texts)
     if channel is not None:
         channel.remove_hooks()
     kinds: dict[str, int] = defaultdict(int)
