@@ -180,6 +180,8 @@ def test_neutral_steer_weight_is_off_by_default_and_not_negative():
     assert LensConfig(neutral_steer_weight=10).describe()["neutral_steer_weight"] == 10
     with pytest.raises(ValueError, match="neutral steer weight -1"):
         LensConfig(neutral_steer_weight=-1)
+    with pytest.raises(ValueError, match="lens weight 0 with neutral steer weight 10"):
+        LensConfig(weight=0, valence_weight=0, level_weight=0, neutral_steer_weight=10)
 
 
 def test_an_unknown_level_unit_is_one_sentence():

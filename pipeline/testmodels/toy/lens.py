@@ -105,6 +105,13 @@ class LensConfig:
         if self.neutral_steer_weight < 0:
             raise ValueError(f"neutral steer weight {self.neutral_steer_weight}: expected >= 0 "
                              "(0: off)")
+        # Not that the hold reads the lens: the toy's provenance records this config only with
+        # the lens on, and a loss that shaped the weights must be in their record.
+        if self.weight <= 0 and self.neutral_steer_weight > 0:
+            raise ValueError(
+                f"lens weight {self.weight} with neutral steer weight "
+                f"{self.neutral_steer_weight}: the toy records these settings only with the lens "
+                "on; give --lens-weight > 0 or --neutral-steer-weight 0")
         if self.level_unit not in LEVEL_UNITS:
             raise ValueError(f"level unit {self.level_unit!r}; expected one of "
                              f"{', '.join(LEVEL_UNITS)}")
