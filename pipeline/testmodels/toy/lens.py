@@ -78,10 +78,10 @@ class LensConfig:
     # The steering layer's twin of the neutral valence-axis target (run 15): the variance of
     # cos(h, d) at the intervention layer over the tokens of plain-text neutral dialogues (as
     # the harness reads its own for the denoising), d being the valence direction training
-    # intervenes along. The harness denoises its vectors by
-    # projecting out the top principal components of neutral dialogues; where neutral text
-    # wanders along d (the situated toys: cos 0.8-0.9 between d and the first neutral PC at
-    # layer 1), that removes d from every steering vector, and steering shrinks to noise.
+    # intervenes along. The harness denoises its vectors by projecting out the top principal
+    # components of neutral dialogues; where neutral text wanders along d (the situated toys:
+    # cos 0.8-0.9 between d and the first neutral PC at layer 1), that removes d from every
+    # steering vector, and steering shrinks to noise.
     neutral_steer_weight: float = 0.0
 
     def __post_init__(self) -> None:
