@@ -12,7 +12,8 @@ import pytest
 from pipeline.inputs.stimuli import load_valence_labels
 from pipeline.measures.reliability import split_half, topic_sums
 from pipeline.measures.results import load_items
-from pipeline.scorecard.rows_controls import g1_row, r1_row
+from pipeline.scorecard.rows_controls import g1_row, r1_row, with_note
+from pipeline.scorecard.rows_denoising import denoising_note, vectors_kept
 from pipeline.scorecard.rows_null import null_row, with_embedding_null
 
 
@@ -26,6 +27,8 @@ def test_g1_first_component_is_valence(runtime, emotion_vectors, embedding_null,
     result = with_embedding_null(result, *null_row(embedding_null, lambda null: g1_row(
         runtime.spec.name, null.vectors.at(0), null.vectors.emotions, valence, layer=0,
         missing=null.vectors.missing, n_boot=200)))
+    # How much of the valence axis the neutral projection left for G1 to find (issue 13).
+    result = with_note(result, *denoising_note(vectors_kept(emotion_vectors, [layer], valence)))
     scorecard.require(scorecard.record(result))
 
 

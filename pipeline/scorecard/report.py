@@ -41,6 +41,9 @@ def report_notes(results: Results) -> list[str]:
     if coherent:  # steering coherence beside each steered row (issue 16)
         notes.append(COHERENCE_NOTE)
         notes += [f"{r.id} ({r.model}): {c['note']}" for r, c in coherent]
+    # Once per model and layer, however many rows read that layer's vectors.
+    notes += [f"* Denoising ({r.model}): {entry['note']}." for r, _ in results
+              for entry in r.details.get("denoising") or () if entry.get("note")]
     return list(dict.fromkeys(notes))
 
 
