@@ -27,7 +27,8 @@ def test_g1_first_component_is_valence(runtime, emotion_vectors, embedding_null,
     result = with_embedding_null(result, *null_row(embedding_null, lambda null: g1_row(
         runtime.spec.name, null.vectors.at(0), null.vectors.emotions, valence, layer=0,
         missing=null.vectors.missing, n_boot=200)))
-    # How much of the valence axis the neutral projection left for G1 to find (issue 13).
+    # How much of the valence axis the neutral projection left for G1 to find (docs/TOY.md,
+    # run 15: denoising can remove it silently).
     result = with_note(result, *denoising_note(vectors_kept(emotion_vectors, [layer], valence)))
     scorecard.require(scorecard.record(result))
 

@@ -31,7 +31,7 @@ def steering_denoising(emotion_vectors, steering_results):
                                        load_valence_labels()))
 
 
-def _coherent(result, coherence, names, denoising, **kw):
+def _annotated(result, coherence, names, denoising, **kw):
     """The row with its steering coherence (issue 16) and its vectors' denoising beside it;
     the verdict is unchanged."""
     nlls, reason = coherence
@@ -45,7 +45,7 @@ def test_v10_steering_effect_tracks_probe_correlation(runtime, steering_effects,
                                                       preference_coherence, steering_denoising,
                                                       scorecard):
     fx = steering_effects
-    result = _coherent(v10_row(runtime.spec.name, fx, steering_results, signal=baseline_signal),
+    result = _annotated(v10_row(runtime.spec.name, fx, steering_results, signal=baseline_signal),
                        preference_coherence, fx.names, steering_denoising, control=CONTROL)
     result = scorecard.record(result, figures={"steering-scatter": steering_scatter(
         fx.names, fx.r, fx.delta, runtime.spec.name, control=float(fx.control.mean()))})
@@ -67,7 +67,7 @@ def test_v11_steering_effect_has_the_sign_of_the_correlation(
             "steered_baseline": baseline_preferences.ratings[steered],
             "delta": fx.per_activity[fx.names.index(name)],
         }
-    result = _coherent(v11_row(runtime.spec.name, fx, signal=baseline_signal),
+    result = _annotated(v11_row(runtime.spec.name, fx, signal=baseline_signal),
                        preference_coherence, fx.names, steering_denoising, control=CONTROL)
     result = scorecard.record(result, figures={
         "exemplars": exemplar_panels(panels, runtime.spec.name)} if panels else None)
@@ -79,7 +79,7 @@ def test_v10_control_random_direction_moves_preferences_less_than_emotions(
         runtime, steering_effects, steering_results, baseline_signal, preference_coherence,
         steering_denoising, scorecard):
     fx = steering_effects
-    result = _coherent(v10_control_row(runtime.spec.name, fx, signal=baseline_signal),
+    result = _annotated(v10_control_row(runtime.spec.name, fx, signal=baseline_signal),
                        preference_coherence, [*fx.names, CONTROL], steering_denoising,
                        focus=CONTROL)
     result = scorecard.record(result)
