@@ -150,36 +150,6 @@ def test_story_level_loss_sees_the_stories_means_not_their_positions():
     assert level_loss(shifted, mask, one, directions, start=4, unit="story") is None
 
 
-def test_level_mean_zero_holds_the_mean_row_at_cosine_zero_not_at_a_common_level():
-    unembedding, mask = _setup()
-    directions = loud_directions(unembedding)
-    targets = [LensTarget(7), LensTarget(8)]
-    base = torch.randn(16, generator=torch.Generator().manual_seed(5))
-    base = base - (base @ directions.T) @ torch.linalg.pinv(directions.T)  # off both
-    # Every story position at one common cosine c with the mean row: level, but not zero.
-    common = (base + 2.0 * directions[0]).expand(2, 12, 16).clone()
-    assert level_loss(common, mask, targets, directions, start=4) < 1e-10
-    held = level_loss(common, mask, targets, directions, start=4, first_at_zero=True)
-    c = float(common[0, 4] @ directions[0] / common[0, 4].norm())
-    assert held == pytest.approx(c ** 2, rel=1e-4) and c > 0.1
-    # Positions orthogonal to the mean row give zero either way; the zero target is only for
-    # the mean row, so a common level along the second direction (the part of it orthogonal
-    # to the mean row: the two need not be orthogonal) stays free.
-    second = directions[1] - (directions[1] @ directions[0]) * directions[0]
-    off = (base + 2.0 * second).expand(2, 12, 16).clone()
-    assert level_loss(off, mask, targets, directions, start=4, first_at_zero=True) < 1e-8
-    assert level_loss(off, mask, targets, directions, start=4, unit="story",
-                      first_at_zero=True) < 1e-8
-
-
-def test_level_mean_zero_is_off_by_default_and_needs_the_level_loss():
-    assert not LensConfig().level_mean_zero
-    assert "level_mean_zero" not in LensConfig().describe()  # the shipped record stays
-    assert LensConfig(level_mean_zero=True).describe()["level_mean_zero"] is True
-    with pytest.raises(ValueError, match="level mean zero with level weight 0"):
-        LensConfig(level_weight=0, level_mean_zero=True)
-
-
 def test_neutral_steer_loss_reads_its_rows_and_is_zero_when_they_sit_still_along_d():
     direction = torch.zeros(16)
     direction[3] = 1.0

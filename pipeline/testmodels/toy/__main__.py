@@ -53,9 +53,6 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--lens-level-unit", choices=LEVEL_UNITS, default=LensConfig.level_unit,
                        help="what the level loss holds still: every story position or each "
                             "story's mean (run 10)")
-    train.add_argument("--lens-level-mean-zero", action="store_true",
-                       help="hold story positions at cosine 0 with W_U's mean row, not at "
-                            "their mean (run 16: V2)")
     train.add_argument("--situated", action="store_true",
                        help="add situations and numeric statements whose read position is "
                             "trained (V3-V6; docs/TOY.md)")
@@ -152,7 +149,6 @@ def main(argv: list[str] | None = None) -> int:
                               valence_margin=args.lens_valence_margin,
                               level_weight=args.lens_level_weight,
                               level_unit=args.lens_level_unit,
-                              level_mean_zero=args.lens_level_mean_zero,
                               point_weight=args.point_weight,
                               point_start=args.point_start,
                               neutral_steer_weight=args.neutral_steer_weight,

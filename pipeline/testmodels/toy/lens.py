@@ -60,11 +60,6 @@ class LensConfig:
     # shipped toy's) or "story" (each story's mean cosine over its trained positions, which is
     # what a harness vector averages; run 10, docs/TOY.md).
     level_unit: str = "position"
-    # Hold the cosine with W_U's mean row at 0 rather than at the batch's mean (run 16). A
-    # harness vector is a difference of mean states, not of cosines: at a common cosine c the
-    # stories still differ along the mean row by c times their difference in norm, and on
-    # every toy measured that part decided 44-96% of V2's dot products.
-    level_mean_zero: bool = False
     # V3-V6: weight of the point losses at the read position of chat examples that carry a
     # point target (pipeline/testmodels/toy/situated.py); 0: off.
     point_weight: float = 0.0
@@ -117,9 +112,6 @@ class LensConfig:
                 f"lens weight {self.weight} with neutral steer weight "
                 f"{self.neutral_steer_weight}: the toy records these settings only with the lens "
                 "on; give --lens-weight > 0 or --neutral-steer-weight 0")
-        if self.level_mean_zero and self.level_weight <= 0:
-            raise ValueError(f"level mean zero with level weight {self.level_weight}: it is a "
-                             "target of the level loss; give --lens-level-weight > 0")
         if self.level_unit not in LEVEL_UNITS:
             raise ValueError(f"level unit {self.level_unit!r}; expected one of "
                              f"{', '.join(LEVEL_UNITS)}")
@@ -139,8 +131,6 @@ class LensConfig:
             del described["level_unit"]  # as the shipped toy, which came before it, recorded it
         if not self.level_weight:
             del described["level_weight"]
-        if not self.level_mean_zero:
-            del described["level_mean_zero"]
         if not self.point_weight:
             del described["point_weight"]  # as the shipped toy, which came before it, recorded it
         if not self.point_directions:
@@ -238,8 +228,8 @@ def loud_directions(unembedding: torch.Tensor) -> torch.Tensor:
 
 
 def level_loss(hidden: torch.Tensor, mask: torch.Tensor, targets: Sequence[LensTarget | None],
-               directions: torch.Tensor, start: int, unit: str = "position",
-               first_at_zero: bool = False) -> torch.Tensor | None:
+               directions: torch.Tensor, start: int, unit: str = "position"
+               ) -> torch.Tensor | None:
     """Summed over `directions` [k, d], the variance of cos(h, direction) over the story
     positions (rows with a lens word, positions >= start), or with unit "story" over the
     stories' means of it; None when there are fewer than two units.
@@ -247,10 +237,7 @@ def level_loss(hidden: torch.Tensor, mask: torch.Tensor, targets: Sequence[LensT
     Why "story": a harness vector is a mean over stories' positions, so what decides V2 is how
     far stories' means differ along the loud directions; the per-position variance is mostly
     token-to-token variation that no mean keeps, and holding it down leaves the stories' means
-    to drift (run 10, docs/TOY.md).
-
-    `first_at_zero`: the first direction's units are held at cosine 0, not at their mean (the
-    second moment instead of the variance; LensConfig.level_mean_zero)."""
+    to drift (run 10, docs/TOY.md)."""
     rows = [row for row, t in enumerate(targets) if t is not None and t.word is not None]
     if not rows:
         return None
@@ -266,18 +253,11 @@ def level_loss(hidden: torch.Tensor, mask: torch.Tensor, targets: Sequence[LensT
             return None
         sums = (cosine * select[..., None]).sum(1)  # [R, k]
         means = sums[keep] / counts[keep, None]
-        return _spread(means, first_at_zero)
+        return means.var(dim=0, unbiased=False).sum()
     picked = cosine[select]  # [N, k]
     if picked.shape[0] < 2:
         return None
-    return _spread(picked, first_at_zero)
-
-
-def _spread(units: torch.Tensor, first_at_zero: bool) -> torch.Tensor:
-    """Summed variance of `units` [N, k] over N; with `first_at_zero`, column 0's second moment
-    about 0 (its variance plus its squared mean)."""
-    spread = units.var(dim=0, unbiased=False).sum()
-    return spread + units[:, 0].mean() ** 2 if first_at_zero else spread
+    return picked.var(dim=0, unbiased=False).sum()
 
 
 def neutral_steer_loss(hidden: torch.Tensor, mask: torch.Tensor, rows: Sequence[int],

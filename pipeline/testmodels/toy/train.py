@@ -400,7 +400,7 @@ def train_model(model, items: Sequence[Encoded], pad_id: int, config: TrainConfi
             if lens.level_weight > 0:
                 spread = level_loss(captured[lens.layer], mask, lens_targets,
                                     loud_directions(model.get_output_embeddings().weight),
-                                    lens.start, lens.level_unit, lens.level_mean_zero)
+                                    lens.start, lens.level_unit)
                 if spread is not None:
                     recent["level"].append(spread.item())
                     loss = loss + lens.level_weight * spread
