@@ -38,15 +38,15 @@ def denoising_note(kept: Sequence[DenoisingKept]) -> tuple[str, dict]:
     """The sentence and `details["denoising"]` for one row, one clause per layer."""
     clauses, entries = [], []
     for item in kept:
-        head = (f"the {item.k} neutral PC{'' if item.k == 1 else 's'} at layer {item.layer} "
-                f"({item.neutral_share:.0%} of the neutral variance)")
+        pcs, keep = ("PC", "keeps") if item.k == 1 else ("PCs", "keep")
+        head = (f"the {item.k} neutral {pcs} at layer {item.layer} ({item.neutral_share:.0%} of "
+                f"the neutral variance) {keep}")
         if np.isnan(item.axis_kept):
-            clause = (f"{head} keep{'s' if item.k == 1 else ''} {item.variance_kept:.0%} of the vectors' variance; their "
-                      f"valence axis cannot be formed ({item.reason})")
+            clause = (f"{head} {item.variance_kept:.0%} of the vectors' variance; their valence "
+                      f"axis cannot be formed ({item.reason})")
         else:
-            clause = (f"{head} keep{'s' if item.k == 1 else ''} {item.axis_kept:.2f} of the vectors' valence axis (a "
-                      f"random axis keeps {item.chance:.2f}) and {item.variance_kept:.0%} of "
-                      "their variance")
+            clause = (f"{head} {item.axis_kept:.2f} of the vectors' valence axis (a random axis "
+                      f"keeps {item.chance:.2f}) and {item.variance_kept:.0%} of their variance")
             if item.low:
                 clause += (f"; below {LOW_KEPT:g}, most of the axis is projected out: the "
                            "neutral text varies along valence at this layer")
