@@ -156,10 +156,30 @@ def test_v2_reports_the_pairs_on_vocabulary_centred_logits_beside_the_raw_verdic
     assert "On vocabulary-centred logits" in result.explanation
     assert "shift no probability sees): 5/5." in result.explanation
     assert all(d < 0 for d in result.details["dots_centred"].values())
-    # Without the shift both agree.
+    # The shifts' part is most of every raw dot and decides every pair's raw verdict.
+    assert min(result.details["mean_shift_share"].values()) > 0.5
+    assert ("it decides the raw verdict on happy/sad, calm/desperate, proud/ashamed, "
+            "excited/bored, loving/hostile.") in result.explanation
+    # Without the shift both agree, and the shifts' part is small (W_U's random mean row).
     vectors[:, 0] = 0.0
     plain = v2_row(MODEL, _lens(vectors, unembedding), 0)
     assert plain.value == 5 and "shift no probability sees): 5/5." in plain.explanation
+    assert max(plain.details["mean_shift_share"].values()) < 0.2
+    assert "decides the raw verdict" not in plain.explanation
+
+
+def test_v2_shift_share_is_exact_on_a_constructed_pair():
+    """Two logit rows whose raw dot is -4 with a centred dot of -6: the shifts' part is +2, a
+    quarter of |2| + |-6|, and it does not reverse the sign; pairs without a vector stay out."""
+    lens = {"emotions": LENS_EMOTIONS, "own_tokens": [],
+            "layers": [{"hits": [], "pair_dots": [-4.0, -1.0] + [np.nan] * 3,
+                        "pair_dots_centred": [-6.0, 1.0] + [np.nan] * 3}]}
+    result = v2_row(MODEL, lens, 0)
+    shares = result.details["mean_shift_share"]
+    assert list(shares) == ["happy/sad", "calm/desperate"]
+    assert shares["happy/sad"] == pytest.approx(0.25)
+    assert shares["calm/desperate"] == pytest.approx(2 / 3)
+    assert "it decides the raw verdict on calm/desperate." in result.explanation
 
 
 def test_vocabulary_centring_removes_only_a_shift():

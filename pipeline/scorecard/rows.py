@@ -136,6 +136,19 @@ def v2_row(model: str, logit_lens: dict[str, Any], layer: int) -> CriterionResul
                     f"vocabulary, a shift no probability sees): {int((centred < 0).sum())}/"
                     f"{len(centred)}" + (f", not pushed apart: {', '.join(apart)}" if apart
                                          else "") + ".")
+    # The raw dot is the centred dot plus the shifts' part, vocabulary size x the two mean
+    # logits: how much of each raw dot that part is says whether the verdict rests on it.
+    shift = dots - centred
+    size = np.abs(shift) + np.abs(centred)
+    share = np.divide(np.abs(shift), size, out=np.zeros_like(size), where=size > 0)
+    details["mean_shift_share"] = dict(zip(pairs, share.tolist(), strict=True))
+    reversed_by_shift = [p for p, d, c in zip(pairs, dots, centred, strict=True)
+                         if (d < 0) != (c < 0)]
+    if len(share):
+        centred_text += (f" The shifts' part (vocabulary size x the two mean logits) is a "
+                         f"median {np.median(share):.0%} of a pair's raw dot" + (
+                             f"; it decides the raw verdict on {', '.join(reversed_by_shift)}"
+                             if reversed_by_shift else "") + ".")
     return judge(
         "V2", model, opposed.sum(),
         bootstrap_ci(lambda d: float((d < 0).sum()), dots),
