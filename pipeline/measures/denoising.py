@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.measures.geometry import VALENCE_CODE
+
 LOW_KEPT = 0.5
 
 
@@ -64,8 +66,8 @@ def denoising_kept(raw: np.ndarray, denoised: np.ndarray, emotions: Sequence[str
     if not 0 <= k <= d:
         raise ValueError(f"k = {k} neutral components in a {d}-dimensional space")
     present = np.isfinite(raw).all(axis=1) & np.isfinite(denoised).all(axis=1)
-    sign = np.array([{"positive": 1, "negative": -1}.get(valence.get(e, ""), 0)
-                     for e in emotions])
+    # G1's +1/-1 coding; an emotion without a label codes 0 and joins neither side.
+    sign = np.array([VALENCE_CODE.get(valence.get(e, ""), 0.0) for e in emotions])
     pos, neg = present & (sign > 0), present & (sign < 0)
     total = float((raw[present] ** 2).sum())
     variance = float((denoised[present] ** 2).sum()) / total if total > 0 else float("nan")
