@@ -46,7 +46,7 @@ def test_v10_steering_effect_tracks_probe_correlation(runtime, steering_effects,
                                                       scorecard):
     fx = steering_effects
     result = _annotated(v10_row(runtime.spec.name, fx, steering_results, signal=baseline_signal),
-                       preference_coherence, fx.names, steering_denoising, control=CONTROL)
+                        preference_coherence, fx.names, steering_denoising, control=CONTROL)
     result = scorecard.record(result, figures={"steering-scatter": steering_scatter(
         fx.names, fx.r, fx.delta, runtime.spec.name, control=float(fx.control.mean()))})
     scorecard.require(result)
@@ -68,7 +68,7 @@ def test_v11_steering_effect_has_the_sign_of_the_correlation(
             "delta": fx.per_activity[fx.names.index(name)],
         }
     result = _annotated(v11_row(runtime.spec.name, fx, signal=baseline_signal),
-                       preference_coherence, fx.names, steering_denoising, control=CONTROL)
+                        preference_coherence, fx.names, steering_denoising, control=CONTROL)
     result = scorecard.record(result, figures={
         "exemplars": exemplar_panels(panels, runtime.spec.name)} if panels else None)
     scorecard.require(result)
@@ -80,7 +80,7 @@ def test_v10_control_random_direction_moves_preferences_less_than_emotions(
         steering_denoising, scorecard):
     fx = steering_effects
     result = _annotated(v10_control_row(runtime.spec.name, fx, signal=baseline_signal),
-                       preference_coherence, [*fx.names, CONTROL], steering_denoising,
-                       focus=CONTROL)
+                        preference_coherence, [*fx.names, CONTROL], steering_denoising,
+                        focus=CONTROL)
     result = scorecard.record(result)
     scorecard.require(result)

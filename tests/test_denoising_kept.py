@@ -39,9 +39,9 @@ def _neutral_pcs(directions: np.ndarray, seed: int = 1):
     return pca_from_moments(tokens.sum(0), tokens.T @ tokens, len(tokens))
 
 
-def _kept(raw, pcs, **kw):
+def _kept(raw, pcs):
     return denoising_kept(raw, project_out(raw, pcs.components), EMOTIONS, VALENCE, layer=1,
-                          k=pcs.k, neutral_share=float(pcs.explained.sum()), **kw)
+                          k=pcs.k, neutral_share=float(pcs.explained.sum()))
 
 
 def test_neutral_text_along_valence_removes_the_axis_and_is_flagged():

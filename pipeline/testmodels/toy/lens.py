@@ -105,8 +105,8 @@ class LensConfig:
         if self.neutral_steer_weight < 0:
             raise ValueError(f"neutral steer weight {self.neutral_steer_weight}: expected >= 0 "
                              "(0: off)")
-        # Not that the hold reads the lens: the toy's provenance records this config only with
-        # the lens on, and a loss that shaped the weights must be in their record.
+        # Not because the hold reads the lens's capture: the toy's provenance records this
+        # config only with the lens on, and a loss that shaped the weights must be in it.
         if self.weight <= 0 and self.neutral_steer_weight > 0:
             raise ValueError(
                 f"lens weight {self.weight} with neutral steer weight "
